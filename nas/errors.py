@@ -1,0 +1,54 @@
+"""One exception tree: every error a user can cause derives from :class:`NasError`.
+
+The CLI prints ``str(error)`` as a single line and exits with ``error.exit_code``; no
+traceback is shown for these. Messages state the rule, the value that broke it, and
+what to do next.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class NasError(Exception):
+    """Base of all errors caused by user input, stored data or the environment."""
+
+    exit_code = 1
+
+
+class ConfigError(NasError):
+    """A bad override, unknown key, or a value of the wrong type or range."""
+
+    exit_code = 2
+
+
+class DataError(NasError):
+    """A data set is missing, malformed, or unknown."""
+
+    exit_code = 2
+
+
+class ArchitectureError(NasError):
+    """An architecture value is malformed (for example read back from a database)."""
+
+
+class StudyError(NasError):
+    """The study store holds something that conflicts with the request."""
+
+    exit_code = 2
+
+
+def close_match_hint(value: str, allowed: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest allowed value, or ``""``."""
+    matches = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.5)
+    return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+def unknown_choice(kind: str, value: object, allowed: Iterable[str]) -> ConfigError:
+    """Build the standard 'unknown X' error listing the allowed values and a close match."""
+    allowed = sorted(allowed)
+    return ConfigError(
+        f"Unknown {kind} '{value}'. Allowed: {', '.join(allowed)}."
+        + close_match_hint(str(value), allowed)
+    )
