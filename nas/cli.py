@@ -1,0 +1,150 @@
+"""The ``nas`` command line: ``nas COMMAND key=value ...``.
+
+Errors a user can cause print one line on stderr and exit non-zero (2 for bad input);
+tracebacks are reserved for bugs.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nas.errors import ConfigError, NasError, close_match_hint
+
+USAGE = """\
+usage: nas COMMAND [key=value ...]
+
+commands:
+  spaces                          list the registered search spaces
+  search space=NAME [key=value]   run or resume a search (keys: studies/defaults.yaml)
+  studies [storage=URL]           the studies in the store with trial counts and best values
+  show study=NAME [storage=URL]   a study's best / Pareto-optimal trials
+  export study=NAME trial=best|N out=net.py [storage=URL]
+                                  standalone PyTorch source (+ .safetensors weights)
+
+examples:
+  nas search space=nasnet
+  nas search space=nasnet trials=20 objectives=[accuracy,flops] strategy=nsga2
+  nas export study=nasnet-digits trial=best out=net.py
+"""
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    console = Console()
+    # Off a terminal rich assumes 80 columns, which folds architecture strings badly.
+    return console if console.is_terminal else Console(width=200)
+
+
+def cmd_spaces(args: Sequence[str]) -> int:
+    from search_spaces import get_space_class, list_spaces
+
+    if args:
+        raise ConfigError(f"'nas spaces' takes no arguments, got {' '.join(args)}.")
+    for name in list_spaces():
+        cls = get_space_class(name)
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:12s} {summary}")
+    return 0
+
+
+def cmd_search(args: Sequence[str]) -> int:
+    from nas.config import compose_search
+    from nas.report import best_table
+    from nas.search import run_search
+
+    config = compose_search(args)
+    outcome = run_search(config)
+    console = _console()
+    if outcome.study.get_trials(deepcopy=False):
+        console.print(best_table(outcome.study))
+    if outcome.interrupted:
+        command = shlex.join(["nas", "search", *args])
+        print(f"Interrupted; no trial is left running and an interrupted trial will be retried. "
+              f"Resume with: {command}", file=sys.stderr)
+        return 130
+    print(f"{outcome.finished}/{config.trials} trials finished in study "
+          f"'{outcome.study.study_name}'.")
+    return 0
+
+
+def cmd_studies(args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import StoreConfig, compose
+    from nas.report import studies_table
+
+    config = compose(StoreConfig, args)
+    _console().print(studies_table(store.open_storage(config.storage)))
+    return 0
+
+
+def cmd_show(args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import ShowConfig, compose
+    from nas.report import best_table
+
+    config = compose(ShowConfig, args)
+    if config.top <= 0:
+        raise ConfigError(f"'top' must be > 0, but got top={config.top}.")
+    study = store.load_study(store.open_storage(config.storage), config.study)
+    _console().print(best_table(study, config.top))
+    return 0
+
+
+def cmd_export(args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import ExportConfig, compose
+    from nas.export import export_trial
+
+    config = compose(ExportConfig, args)
+    url = config.storage or store.default_storage_url()
+    study = store.load_study(store.open_storage(url), config.study)
+    artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
+    result = export_trial(study, config.trial, Path(config.out), artifact_dir=artifact_dir)
+    print(f"trial {result.trial} -> {result.source}")
+    if result.weights is not None:
+        print(f"weights -> {result.weights}")
+    else:
+        print("the trial kept no weights (keep_weights=false or pruned): source only")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "spaces": cmd_spaces,
+    "search": cmd_search,
+    "studies": cmd_studies,
+    "show": cmd_show,
+    "export": cmd_export,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if args[0] == "--version":
+        from nas import __version__
+
+        print(f"nas {__version__}")
+        return 0
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"error: unknown command '{args[0]}'. Commands: {', '.join(COMMANDS)}."
+              + close_match_hint(args[0], COMMANDS), file=sys.stderr)
+        return 2
+    try:
+        return command(args[1:])
+    except NasError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Study configuration: YAML presets in ``studies/`` composed with ``key=value`` overrides.
+
+Composition order (later wins): the typed schema below -> ``studies/defaults.yaml`` ->
+``studies/<space>.yaml`` -> command-line overrides. OmegaConf parses and type-checks the
+overrides; this module turns its exceptions into one-line :class:`ConfigError` messages
+that name the key, the allowed values and a close match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from nas.errors import ConfigError, close_match_hint, unknown_choice
+
+STRATEGIES = ("tpe", "random", "nsga2")
+PRUNERS = ("none", "median", "hyperband", "successive_halving")
+OBJECTIVES = ("accuracy", "flops", "params")
+DATASETS = ("digits", "cifar10", "folder")
+OPTIMIZERS = ("sgd", "adamw")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class SearchConfig:
+    """Everything ``nas search`` needs; see studies/defaults.yaml for what each key means."""
+
+    space: str = "nasnet"
+    study: str | None = None
+    storage: str | None = None
+    artifacts: str | None = None
+    trials: int = 10
+    timeout: float | None = None
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int | None = None
+    epochs: int = 3
+    seed: int = 0
+    device: str = "auto"
+    strategy: str = "tpe"
+    pruner: str = "median"
+    objectives: list[str] = field(default_factory=lambda: ["accuracy"])
+    keep_weights: bool = True
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StoreConfig:
+    """Keys of the commands that only read the store (``studies``)."""
+
+    storage: str | None = None
+
+
+@dataclass
+class ShowConfig:
+    study: str | None = None
+    storage: str | None = None
+    top: int = 10  # rows for single-objective studies
+
+
+@dataclass
+class ExportConfig:
+    study: str | None = None
+    storage: str | None = None
+    artifacts: str | None = None
+    trial: str = "best"  # "best" or a trial number
+    out: str = "net.py"
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def _preset(name: str) -> DictConfig | None:
+    resource = importlib.resources.files("studies").joinpath(f"{name}.yaml")
+    if not resource.is_file():
+        return None
+    loaded = OmegaConf.create(resource.read_text(encoding="utf-8"))
+    assert isinstance(loaded, DictConfig)
+    return loaded
+
+
+def parse_overrides(args: Sequence[str]) -> DictConfig:
+    """Parse ``key=value`` strings (values in YAML syntax) into a config."""
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Expected key=value, got '{arg}'. Example: nas search space=nasnet.")
+        if key.startswith(("+", "~")):
+            raise ConfigError(f"'{arg}': adding or deleting keys is not supported; use {key[1:]}=VALUE.")
+    try:
+        return OmegaConf.from_dotlist(list(args))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"Could not parse overrides {list(args)}: {error.msg}") from None
+
+
+def _schema_keys(node: Any) -> list[str]:
+    return list(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _explain(error: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
+    key = getattr(error, "full_key", None) or "?"
+    if isinstance(error, ConfigKeyError):
+        parent, _, leaf = str(key).rpartition(".")
+        node = OmegaConf.select(schema, parent) if parent else schema
+        allowed = _schema_keys(node)
+        return ConfigError(
+            f"Unknown key '{key}'. Allowed keys{' under ' + parent if parent else ''}: "
+            f"{', '.join(allowed)}." + close_match_hint(leaf, allowed)
+        )
+    first_line = str(error.msg).splitlines()[0] if error.msg else type(error).__name__
+    if isinstance(error, ValidationError):
+        expected = _annotation(schema, str(key))
+        return ConfigError(f"Bad value for '{key}': {first_line}. Expected {expected}.")
+    return ConfigError(f"Bad config at '{key}': {first_line}.")
+
+
+def _annotation(schema: DictConfig, key: str) -> str:
+    """The declared type of ``key`` in the schema dataclass, as written in the source."""
+    cls = OmegaConf.get_type(schema)
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        cls = {f.name: f for f in dataclasses.fields(cls)}[parent].default_factory  # type: ignore[arg-type,assignment]
+    types = {f.name: f.type for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    return str(types.get(leaf, "a value of the declared type"))
+
+
+def compose(schema: type[ConfigT], overrides: Sequence[str], *, presets: Sequence[str] = ()) -> ConfigT:
+    """Merge ``presets`` (names of YAML files in ``studies/``) and ``overrides`` over ``schema``.
+
+    Returns a typed config object (an OmegaConf-backed instance of ``schema``).
+    """
+    base = OmegaConf.structured(schema)
+    layers = [p for p in (_preset(name) for name in presets) if p is not None]
+    try:
+        merged = OmegaConf.merge(base, *layers, parse_overrides(overrides))
+    except OmegaConfBaseException as error:
+        raise _explain(error, base) from None
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def compose_search(overrides: Sequence[str]) -> SearchConfig:
+    """The full config of ``nas search``: defaults, the chosen space's preset, overrides."""
+    requested = parse_overrides(overrides)
+    defaults = _preset("defaults")
+    space = requested.get("space", defaults.get("space") if defaults is not None else "nasnet")
+    from search_spaces import list_spaces
+
+    if space not in list_spaces():
+        raise unknown_choice("search space", space, list_spaces())
+    config = compose(SearchConfig, overrides, presets=("defaults", str(space)))
+    validate_search(config)
+    return config
+
+
+def _check_choice(key: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        error = unknown_choice(key, value, allowed)
+        raise ConfigError(f"Bad value for '{key}': {error}")
+
+
+def _check_positive(key: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ConfigError(f"'{key}' must be > 0, but got {key}={value}.")
+
+
+def validate_search(config: SearchConfig) -> None:
+    """Range and choice checks the type system cannot express."""
+    _check_choice("dataset", config.dataset, DATASETS)
+    _check_choice("strategy", config.strategy, STRATEGIES)
+    _check_choice("pruner", config.pruner, PRUNERS)
+    _check_choice("train.optimizer", config.train.optimizer, OPTIMIZERS)
+    if not _DEVICE_PATTERN.match(config.device):
+        raise ConfigError(
+            f"Bad value for 'device': '{config.device}'. Allowed: auto, cpu, cuda, cuda:N."
+            + close_match_hint(config.device, ["auto", "cpu", "cuda"])
+        )
+    if not config.objectives or config.objectives[0] != "accuracy":
+        raise ConfigError(
+            f"'objectives' must start with accuracy, but got {config.objectives}. "
+            "Example: objectives=[accuracy,flops]."
+        )
+    for objective in config.objectives:
+        _check_choice("objectives", objective, OBJECTIVES)
+    if len(set(config.objectives)) != len(config.objectives):
+        raise ConfigError(f"'objectives' lists a metric twice: {config.objectives}.")
+    if config.strategy == "nsga2" and len(config.objectives) == 1:
+        raise ConfigError(
+            "strategy=nsga2 needs several objectives, e.g. objectives=[accuracy,flops]; "
+            "use strategy=tpe for accuracy alone."
+        )
+    _check_positive("trials", config.trials)
+    _check_positive("epochs", config.epochs)
+    _check_positive("timeout", config.timeout, allow_none=True)
+    _check_positive("image_size", config.image_size, allow_none=True)
+    if config.seed < 0:
+        raise ConfigError(f"'seed' must be >= 0, but got seed={config.seed}.")
+    if config.study is not None and not config.study.strip():
+        raise ConfigError("'study' must not be empty; leave it out to get <space>-<dataset>.")
+
+
+def study_name(config: SearchConfig) -> str:
+    return config.study or f"{config.space}-{config.dataset}"
+
+
+def to_container(config: Any) -> dict[str, Any]:
+    """A plain JSON-safe dict of a config object."""
+    container = OmegaConf.to_container(OmegaConf.structured(config), resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}

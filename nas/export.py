@@ -1,0 +1,126 @@
+"""Export a trial as a standalone PyTorch source file plus its weights (safetensors).
+
+The architecture comes from the database, so it is decoded and validated before any
+code is generated; stored weights are loaded with safetensors (no pickle) and checked
+against the rebuilt network before they are written out.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas import store
+from nas.errors import StudyError
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from search_spaces.base import DataSpec, SearchSpace
+
+
+@dataclass
+class ExportResult:
+    trial: int
+    source: Path
+    weights: Path | None  # None when the trial kept no weights
+
+
+def select_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
+    """``best`` (highest accuracy; in multi-objective studies, of the Pareto front) or N."""
+    trials = study.get_trials(deepcopy=False)
+    if which == "best":
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        if not complete:
+            raise StudyError(f"Study '{study.study_name}' has no complete trial to export yet.")
+        candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+        return max(candidates, key=lambda t: t.values[0])
+    if not which.isdigit():
+        raise StudyError(f"trial must be 'best' or a trial number, but got trial={which!r}.")
+    by_number = {t.number: t for t in trials}
+    if int(which) not in by_number:
+        raise StudyError(
+            f"Study '{study.study_name}' has no trial {which}; trials are 0..{len(trials) - 1}."
+        )
+    return by_number[int(which)]
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file and rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_trial_weights(trial: optuna.trial.FrozenTrial, artifact_dir: Path) -> dict[str, torch.Tensor] | None:
+    """The trial's stored weights, or None when it kept none."""
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    artifact_id = trial.user_attrs.get("weights")
+    if artifact_id is None:
+        return None
+    if not isinstance(artifact_id, str) or not artifact_id.replace("-", "").isalnum():
+        raise StudyError(f"Trial {trial.number} stores a malformed weights id {artifact_id!r}.")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "weights.safetensors"
+        try:
+            download_artifact(artifact_store=FileSystemArtifactStore(str(artifact_dir)),
+                              file_path=str(local), artifact_id=artifact_id)
+        except Exception:
+            raise StudyError(
+                f"Weights of trial {trial.number} are not in artifacts={artifact_dir}. "
+                "Pass artifacts=DIR (the folder the search wrote them to)."
+            ) from None
+        try:
+            return load_file(str(local))
+        except (SafetensorError, OSError) as error:
+            raise StudyError(f"Weights of trial {trial.number} are unreadable: {error}") from None
+
+
+def checked_state_dict(space: SearchSpace[Any], arch: Any, spec: DataSpec,
+                       weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Load ``weights`` into a freshly built network (strict: names and shapes must match)
+    and return what the exported network loads."""
+    model = space.build(arch, spec)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise StudyError(f"Stored weights do not fit the architecture: {first}") from None
+    return {k: v.detach().contiguous() for k, v in space.export_state_dict(model).items()}
+
+
+def export_trial(study: optuna.Study, which: str, out: Path, *,
+                 artifact_dir: Path) -> ExportResult:
+    """Write ``out`` (Python source) and, when the trial kept weights, ``out`` with the
+    suffix ``.safetensors``."""
+    from safetensors.torch import save_file
+
+    space = store.read_space(study)
+    spec = store.read_data_spec(study)
+    trial = select_trial(study, which)
+    arch = store.read_architecture(space, trial)
+    source = space.export_source(arch, spec)
+    compile(source, str(out), "exec")  # a generator bug must not leave a broken file behind
+    weights = load_trial_weights(trial, artifact_dir)
+    exported = checked_state_dict(space, arch, spec, weights) if weights is not None else None
+
+    _atomic_write(out, lambda p: p.write_text(source, encoding="utf-8"))
+    weights_path = None
+    if exported is not None:
+        weights_path = out.with_suffix(".safetensors")
+        metadata = {"study": study.study_name, "trial": str(trial.number)}
+        _atomic_write(weights_path, lambda p: save_file(exported, str(p), metadata=metadata))
+    return ExportResult(trial=trial.number, source=out, weights=weights_path)

@@ -1,0 +1,125 @@
+"""Progress of a search: a live display on a terminal, plain log lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class SearchReporter(Protocol):
+    """What the search loop tells whoever watches it."""
+
+    def start(self, *, study: str, done: int, total: int, best: str) -> None: ...
+    def trial_started(self, number: int, arch: str) -> None: ...
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None: ...
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _format_eta(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class LogReporter:
+    """One line per event; for logs, CI and pipes."""
+
+    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+        self._stream = stream or sys.stdout
+        self._total = 0
+        self._started = time.monotonic()
+        self._done_at_start = 0
+        self._done = 0
+
+    def _print(self, message: str) -> None:
+        print(f"[nas {time.strftime('%H:%M:%S')}] {message}", file=self._stream, flush=True)
+
+    def _eta(self) -> str:
+        finished_here = self._done - self._done_at_start
+        if finished_here <= 0:
+            return "?"
+        per_trial = (time.monotonic() - self._started) / finished_here
+        return _format_eta(per_trial * max(self._total - self._done, 0))
+
+    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+        self._total, self._done, self._done_at_start = total, done, done
+        self._started = time.monotonic()
+        self._print(f"study {study}: {done}/{total} trials finished, best {best}")
+
+    def trial_started(self, number: int, arch: str) -> None:
+        self._print(f"trial {number} started: {arch}")
+
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+        self._print(f"trial {number} epoch {epoch}/{epochs}: val accuracy {accuracy:.4f}")
+
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+        self._done = done
+        self._print(f"trial {number} {outcome}; {done}/{self._total} done, best {best}, "
+                    f"ETA {self._eta()}")
+
+    def close(self) -> None:
+        pass
+
+
+class LiveReporter:
+    """A rich progress display: trials done of total with ETA, the current trial's epoch."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console()
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self._console,
+            transient=False,
+        )
+        self._trials: TaskID | None = None
+        self._current: TaskID | None = None
+        self._epochs = 1
+
+    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+        self._progress.start()
+        self._trials = self._progress.add_task(
+            f"[bold]{study}", total=total, completed=done, info=f"best {best}"
+        )
+
+    def trial_started(self, number: int, arch: str) -> None:
+        self._console.print(f"[dim]trial {number}: {arch}")
+        if self._current is not None:
+            self._progress.remove_task(self._current)
+        self._current = self._progress.add_task(f"trial {number}", total=None, info="epoch 0")
+
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+        if self._current is not None:
+            self._progress.update(self._current, total=epochs, completed=epoch,
+                                  info=f"epoch {epoch}/{epochs} acc {accuracy:.4f}")
+
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+        self._console.print(f"trial {number} {outcome}")
+        if self._trials is not None:
+            self._progress.update(self._trials, completed=done, info=f"best {best}")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def create_reporter() -> SearchReporter:
+    """A live display when stdout is a terminal, plain log lines otherwise."""
+    console = Console()
+    return LiveReporter(console) if console.is_terminal else LogReporter()

@@ -1,0 +1,78 @@
+"""Tables of what the store holds: all studies, and one study's best trials."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from nas import store
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def studies_table(storage: optuna.storages.BaseStorage) -> Table:
+    """One row per study: space, objectives, trial counts by state, best value."""
+    table = Table(title="Studies")
+    for column in ("study", "space", "objectives", "complete", "pruned", "failed", "running",
+                   "best"):
+        table.add_column(column)
+    for summary in storage.get_all_studies():
+        study_id = storage.get_study_id_from_name(summary.study_name)
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        counts = Counter(t.state.name for t in trials)
+        identity = summary.user_attrs.get(store.ATTR_IDENTITY, {})
+        objectives = identity.get("objectives") if isinstance(identity, dict) else None
+        best = "-"
+        complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
+        if complete:
+            # The first objective is accuracy (maximised) in every nas study.
+            top = max(complete, key=lambda t: t.values[0])
+            best = f"{top.values[0]:.4f} (#{top.number})"
+        table.add_row(summary.study_name, str(summary.user_attrs.get(store.ATTR_SPACE, "?")),
+                      ",".join(map(str, objectives or [])), str(counts["COMPLETE"]),
+                      str(counts["PRUNED"]), str(counts["FAIL"]), str(counts["RUNNING"]), best)
+    return table
+
+
+def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenTrial]:
+    """Pareto-optimal trials of a multi-objective study, else the ``top`` best by value."""
+    if len(study.directions) > 1:
+        return sorted(study.best_trials, key=lambda t: t.values[0], reverse=True)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    return sorted(complete, key=lambda t: t.value, reverse=True)[:top]  # type: ignore[arg-type,return-value]
+
+
+def best_table(study: optuna.Study, top: int = 10) -> Table:
+    """The best (or Pareto-optimal) trials with their objectives, costs and architectures."""
+    multi = len(study.directions) > 1
+    identity = study.user_attrs.get(store.ATTR_IDENTITY, {})
+    names = identity.get("objectives") if isinstance(identity, dict) else None
+    if not isinstance(names, list) or len(names) != len(study.directions):
+        names = [f"objective{i}" for i in range(len(study.directions))]
+    title = "Pareto front" if multi else f"Best {top} trials"
+    table = Table(title=f"{title} of {study.study_name}")
+    table.add_column("trial", justify="right")
+    for name in names:
+        table.add_column(str(name), justify="right")
+    for extra in ("params", "flops"):
+        if extra not in names:
+            table.add_column(extra, justify="right")
+    table.add_column("architecture", overflow="fold")
+    for trial in best_trials(study, top):
+        row = [str(trial.number)] + [_fmt(v) for v in trial.values]
+        row += [_fmt(trial.user_attrs.get(extra)) for extra in ("params", "flops")
+                if extra not in names]
+        row.append(str(trial.user_attrs.get("arch_str", "?")))
+        table.add_row(*row)
+    return table

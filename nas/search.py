@@ -1,0 +1,251 @@
+"""The search loop: ask the store for a trial, sample, train, tell; resumable at any point.
+
+One trial's flow: ``study.ask()`` -> ``space.sample(trial)`` -> build and train from
+scratch (reporting every epoch so a pruner may stop it) -> ``study.tell`` with the
+objectives. Everything a later run needs lives in the study store.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas import store
+from nas.config import SearchConfig, study_name, to_container
+from nas.errors import NasError, StudyError
+from nas.progress import SearchReporter, create_reporter
+from nas.strategies import create_pruner, create_sampler, derive_seed, directions
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from nas.data import DatasetSplits
+    from search_spaces.base import SearchSpace
+
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    finished: int  # finished trials (complete + pruned) now in the study
+    interrupted: bool
+    storage_url: str
+
+
+class _TrialRunner:
+    """Runs one trial from sampling to trained objectives; holds the per-search context."""
+
+    def __init__(self, config: SearchConfig, space: SearchSpace[Any], data: DatasetSplits,
+                 device: torch.device, artifact_dir: Path, reporter: SearchReporter) -> None:
+        from evaluators import TrainSettings
+
+        self.config = config
+        self.space = space
+        self.data = data
+        self.device = device
+        self.artifact_dir = artifact_dir
+        self.reporter = reporter
+        self.settings = TrainSettings(epochs=config.epochs, **to_container(config.train))
+        # Optuna's report()/prune only exist for single-objective studies.
+        self.prunable = len(config.objectives) == 1
+
+    def trial_seed(self, trial: optuna.Trial) -> int:
+        stored = trial.user_attrs.get("seed")  # set when retrying an interrupted trial
+        if type(stored) is int and 0 <= stored < 2**32:
+            return stored
+        return derive_seed(self.config.seed, trial.number)
+
+    def run(self, trial: optuna.Trial) -> list[float]:
+        import optuna
+        import torch
+
+        from evaluators import EpochReport, train_standalone
+        from nas.metrics import count_flops
+
+        seed = self.trial_seed(trial)
+        arch = self.space.sample(trial)
+        self.space.validate(arch)
+        described = self.space.describe(arch)
+        trial.set_user_attr("arch", self.space.encode(arch))
+        trial.set_user_attr("arch_str", described)
+        trial.set_user_attr("seed", seed)
+        self.reporter.trial_started(trial.number, described)
+
+        torch.manual_seed(seed)
+        model = self.space.build(arch, self.data.spec)
+        # Parameters of the deployable network: training-only parts (aux heads) excluded.
+        exported = self.space.export_state_dict(model)
+        params = sum(p.numel() for name, p in model.named_parameters() if name in exported)
+        flops = count_flops(model, self.data.spec.input_shape(1))
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("flops", flops)
+
+        curve: list[float] = []
+
+        def on_epoch(report: EpochReport) -> None:
+            curve.append(report.val_accuracy)
+            trial.set_user_attr("curve", curve)
+            self.reporter.epoch(trial.number, report.epoch, report.epochs, report.val_accuracy)
+            if self.prunable:
+                trial.report(report.val_accuracy, report.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
+
+        train_standalone(model, self.data, self.settings, device=self.device, seed=seed,
+                         on_epoch=on_epoch)
+        if self.config.keep_weights:
+            self._save_weights(trial, model)
+        values = {"accuracy": curve[-1], "flops": float(flops), "params": float(params)}
+        return [values[name] for name in self.config.objectives]
+
+    def _save_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
+        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+        from safetensors.torch import save_file
+
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{trial.number}.safetensors"
+            save_file(tensors, str(path))
+            artifact_id = upload_artifact(
+                artifact_store=FileSystemArtifactStore(str(self.artifact_dir)),
+                file_path=str(path), study_or_trial=trial,
+            )
+        trial.set_user_attr("weights", artifact_id)
+
+
+def best_summary(study: optuna.Study) -> str:
+    """A short 'best so far' text for progress displays."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        return "-"
+    if len(study.directions) == 1:
+        best = study.best_trial
+        return f"{best.value:.4f} (trial {best.number})"
+    return f"{len(study.best_trials)} Pareto-optimal"
+
+
+def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """Create the study, or resume it after checking it was made with the same settings."""
+    import optuna
+
+    name = study_name(config)
+    identity = store.study_identity(config, config.model)
+    existing = name in store.study_names(storage)
+    n_trials = 0
+    if existing:
+        probe = optuna.load_study(study_name=name, storage=storage)
+        store.check_compatible(probe, identity)
+        n_trials = len(probe.get_trials(deepcopy=False))
+    study = optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=True,
+        directions=directions(config.objectives),
+        sampler=create_sampler(config, resumed_trials=n_trials), pruner=create_pruner(config),
+    )
+    if not existing:
+        study.set_user_attr(store.ATTR_SPACE, config.space)
+        study.set_user_attr(store.ATTR_IDENTITY, identity)
+        study.set_user_attr(store.ATTR_CONFIG, to_container(config))
+    return study
+
+
+def _requeue_interrupted(study: optuna.Study) -> int:
+    """Give each trial that Ctrl-C stopped one more run with the same architecture and seed."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    count = 0
+    for trial in trials:
+        if trial.state.name == "FAIL" and trial.user_attrs.get("interrupted") \
+                and trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
+                                                          "seed": trial.user_attrs.get("seed")})
+            count += 1
+    return count
+
+
+def run_search(config: SearchConfig, reporter: SearchReporter | None = None,
+               echo: Any = print) -> SearchOutcome:
+    """Run (or resume) the study described by ``config`` until it holds ``config.trials``
+    finished trials, the timeout passes, or the user presses Ctrl-C."""
+    import optuna
+    import torch
+
+    from nas.data import load_dataset
+    from nas.device import resolve_device
+    from search_spaces import create_space
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = create_space(config.space, **config.model)
+    device = resolve_device(config.device)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
+    url = config.storage or store.default_storage_url()
+    storage = store.open_storage(url)
+    study = _open_study(config, storage)
+    study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
+    artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
+
+    location = store.sqlite_path(url)
+    echo(f"store: {location.resolve() if location else store.redact(url)}  study: {study.study_name}")
+    requeued = _requeue_interrupted(study)
+    if requeued:
+        echo(f"retrying {requeued} trial(s) interrupted in an earlier run")
+    if len(config.objectives) > 1 and config.pruner != "none":
+        echo(f"note: pruner={config.pruner} is not applied: Optuna pruners need a single objective.")
+
+    reporter = reporter or create_reporter()
+    runner = _TrialRunner(config, space, data, device, artifact_dir, reporter)
+    finished = len(store.finished_trials(study))
+    reporter.start(study=study.study_name, done=finished, total=config.trials,
+                   best=best_summary(study))
+    started = time.monotonic()
+    failures_in_row = 0
+    interrupted = False
+    try:
+        while finished < config.trials:
+            if config.timeout is not None and time.monotonic() - started > config.timeout:
+                echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")
+                break
+            trial = study.ask()
+            try:
+                values = runner.run(trial)
+            except optuna.TrialPruned:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                outcome = "pruned"
+            except KeyboardInterrupt:
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                interrupted = True
+                break
+            except (NasError, torch.OutOfMemoryError) as error:
+                trial.set_user_attr("error", str(error).splitlines()[0][:500])
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                failures_in_row += 1
+                reporter.trial_finished(trial.number, f"failed: {error}", done=finished,
+                                        best=best_summary(study))
+                if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+                    raise StudyError(
+                        f"{failures_in_row} trials failed in a row; last error: {error}"
+                    ) from None
+                continue
+            except BaseException:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
+            else:
+                study.tell(trial, values)
+                outcome = "complete: " + ", ".join(
+                    f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True))
+            failures_in_row = 0
+            finished += 1
+            reporter.trial_finished(trial.number, outcome, done=finished, best=best_summary(study))
+    except KeyboardInterrupt:  # between trials: nothing is running, nothing to mark
+        interrupted = True
+    finally:
+        reporter.close()
+    return SearchOutcome(study=study, finished=finished, interrupted=interrupted, storage_url=url)

@@ -1,0 +1,209 @@
+"""The study store: Optuna's RDB storage (SQLAlchemy), the single source of truth.
+
+What ``nas`` keeps beyond Optuna's own columns:
+
+* study user attributes ``nas.space``, ``nas.identity`` (the settings a study cannot
+  change without becoming a different experiment), ``nas.config`` (the resolved config
+  of the run that created it) and ``nas.data_spec``;
+* trial user attributes ``arch`` (encoded architecture), ``arch_str``, ``seed``,
+  ``curve`` (validation accuracy per epoch), ``params``, ``flops``, and ``error`` or
+  ``interrupted`` for failed trials. Trained weights are Optuna artifacts.
+
+Everything read back from the store is untrusted and validated before use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ArchitectureError, StudyError, close_match_hint
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.config import SearchConfig
+    from search_spaces.base import DataSpec, SearchSpace
+
+DEFAULT_HOME = Path("nas-runs")
+ATTR_SPACE = "nas.space"
+ATTR_IDENTITY = "nas.identity"
+ATTR_CONFIG = "nas.config"
+ATTR_DATA_SPEC = "nas.data_spec"
+FINISHED_STATES = ("COMPLETE", "PRUNED")
+
+
+def default_storage_url() -> str:
+    return f"sqlite:///{DEFAULT_HOME / 'nas.db'}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, safe to print or log."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable storage URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for other backends / in-memory."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def default_artifact_dir(url: str) -> Path:
+    """Next to the SQLite file, so that one folder holds a whole experiment."""
+    db_file = sqlite_path(url)
+    return (db_file.parent if db_file is not None else DEFAULT_HOME) / "artifacts"
+
+
+def open_storage(url: str | None) -> optuna.storages.RDBStorage:
+    """Connect to (and if needed create) the RDB storage at ``url``."""
+    import optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    url = url or default_storage_url()
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise StudyError(
+            f"storage={redact(url)!r} is not a SQLAlchemy URL. "
+            "Examples: sqlite:///nas-runs/nas.db, postgresql://user@host/db."
+        ) from None
+    db_file = sqlite_path(url)
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite: wait for a lock instead of failing at once when another process writes.
+    engine_kwargs = {"connect_args": {"timeout": 30}} if db_file is not None else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StudyError(f"Cannot open storage {redact(url)}: {reason}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna.Study:
+    """An existing study; ``StudyError`` naming the studies that do exist otherwise."""
+    import optuna
+
+    names = study_names(storage)
+    if name is None:
+        if len(names) == 1:
+            name = names[0]
+        else:
+            raise StudyError(
+                f"Pass study=NAME. The store holds: {', '.join(names) or 'no studies'}."
+            )
+    if name not in names:
+        raise StudyError(
+            f"No study '{name}' in the store. It holds: {', '.join(names) or 'no studies'}."
+            + close_match_hint(name, names)
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def study_identity(config: SearchConfig, space_options: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings that define what a study's results mean; resuming must not change them."""
+    return {
+        "space": config.space,
+        "dataset": config.dataset,
+        "objectives": list(config.objectives),
+        "epochs": config.epochs,
+        "model": dict(space_options),
+        "train": {
+            "batch_size": config.train.batch_size,
+            "optimizer": config.train.optimizer,
+            "lr": config.train.lr,
+        },
+    }
+
+
+def _differences(stored: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    diffs: list[str] = []
+    for key in sorted(set(stored) | set(wanted)):
+        a, b = stored.get(key), wanted.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += _differences(a, b, f"{prefix}{key}.")
+        elif json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+            diffs.append(f"{prefix}{key}={json.dumps(a)} (asked {json.dumps(b)})")
+    return diffs
+
+
+def check_compatible(study: optuna.Study, identity: Mapping[str, Any]) -> None:
+    """``StudyError`` if the stored study was made with other defining settings."""
+    stored = study.user_attrs.get(ATTR_IDENTITY)
+    if not isinstance(stored, Mapping):
+        raise StudyError(
+            f"Study '{study.study_name}' was not created by nas (no {ATTR_IDENTITY} attribute). "
+            "Pass study=NEW_NAME to start a new study."
+        )
+    diffs = _differences(stored, identity)
+    if diffs:
+        raise StudyError(
+            f"Study '{study.study_name}' was created with {'; '.join(diffs)}. "
+            "Drop those overrides to resume it, or pass study=NEW_NAME to start a new study."
+        )
+
+
+def read_data_spec(study: optuna.Study) -> DataSpec:
+    """The stored input description of a study, validated."""
+    from search_spaces.base import DataSpec
+
+    raw = study.user_attrs.get(ATTR_DATA_SPEC)
+    fields = ("in_channels", "num_classes", "image_size")
+    limits = {"in_channels": 64, "num_classes": 100_000, "image_size": 4096}
+    if not isinstance(raw, Mapping) or set(raw) != set(fields):
+        raise StudyError(f"Study '{study.study_name}' has a malformed {ATTR_DATA_SPEC} attribute.")
+    for key in fields:
+        value = raw[key]
+        if type(value) is not int or not 1 <= value <= limits[key]:
+            raise StudyError(
+                f"Study '{study.study_name}' stores {key}={value!r}; expected an int in "
+                f"[1, {limits[key]}]."
+            )
+    return DataSpec(**{key: raw[key] for key in fields})
+
+
+def read_space(study: optuna.Study) -> SearchSpace[Any]:
+    """Rebuild the study's search space from its stored (validated) settings."""
+    from search_spaces import create_space, list_spaces
+
+    name = study.user_attrs.get(ATTR_SPACE)
+    if not isinstance(name, str) or name not in list_spaces():
+        raise StudyError(
+            f"Study '{study.study_name}' stores space={name!r}, which is not a registered "
+            f"search space ({', '.join(list_spaces())})."
+        )
+    identity = study.user_attrs.get(ATTR_IDENTITY)
+    options = identity.get("model") if isinstance(identity, Mapping) else None
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise StudyError(f"Study '{study.study_name}' has malformed model settings.")
+    return create_space(name, **dict(options))
+
+
+def read_architecture(space: SearchSpace[Any], trial: optuna.trial.FrozenTrial) -> Any:
+    """The trial's architecture, decoded and validated (it is untrusted input)."""
+    if "arch" not in trial.user_attrs:
+        raise StudyError(f"Trial {trial.number} has no stored architecture.")
+    try:
+        return space.decode(trial.user_attrs["arch"])
+    except ArchitectureError as error:
+        raise StudyError(f"Trial {trial.number} stores an invalid architecture: {error}") from None
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED_STATES]
