@@ -1,0 +1,249 @@
+"""Stand-alone evaluation: train a network from scratch and track validation accuracy.
+
+The evaluator knows nothing about Optuna. It reports after every epoch through a
+callback; whatever the callback raises (``optuna.TrialPruned``, ``KeyboardInterrupt``)
+propagates untouched and ends training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from nas.errors import ConfigError, NasError, unknown_choice
+
+if TYPE_CHECKING:
+    from nas.data import DatasetSplits
+
+OPTIMIZERS = ("sgd", "adamw")
+# On an accelerator, reading the loss back every step would stall the queue of
+# kernels; the losses stay on the device and are checked for divergence this often.
+_CHECK_EVERY = 25
+
+
+class TrainingDiverged(NasError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """How to train a network from scratch.
+
+    Attributes:
+        epochs: Passes over the training set.
+        batch_size: Examples per step; the last step of an epoch may be smaller.
+        optimizer: ``"sgd"`` (with Nesterov momentum) or ``"adamw"``.
+        lr: Peak learning rate, annealed to zero by a per-step cosine schedule.
+        momentum: SGD momentum; ``adamw`` ignores it.
+        weight_decay: Decoupled for ``adamw``, L2 for ``sgd``; applies to all weights.
+        grad_clip: Largest gradient norm allowed per step; 0 disables clipping.
+        label_smoothing: Cross-entropy label smoothing, in [0, 1).
+    """
+
+    epochs: int
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            _check_number(name, getattr(self, name), integer=True, low=1)
+        if self.optimizer not in OPTIMIZERS:
+            raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("grad_clip", self.grad_clip, low=0.0)
+        _check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a flat JSON-safe dict, e.g. for trial user attributes."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def _check_number(name: str, value: object, *, integer: bool = False, low: float,
+                  low_open: bool = False, high: float | None = None) -> None:
+    """Raise ``ConfigError`` unless ``low <= value (< high)``; ``low < value`` if open."""
+    ok = False
+    # bool is an int subclass, but True epochs or lr=False is surely a mistake.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and (isinstance(value, int) or not integer):
+        ok = (math.isfinite(value) and (value > low if low_open else value >= low)
+              and (high is None or value < high))
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        if high is not None:
+            bound += f" and < {high:g}"
+        raise ConfigError(f"{name} must be {kind} {bound}, but got {name}={value!r}.")
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What ``train_standalone`` reports after each epoch.
+
+    Attributes:
+        epoch: The epoch just finished, counted from 1.
+        epochs: Total epochs planned.
+        train_loss: Mean training loss over the epoch's examples (auxiliary loss included).
+        val_accuracy: Fraction of validation examples classified correctly, 0..1.
+        seconds: Wall time of the epoch, training and validation.
+    """
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+def train_standalone(
+    model: nn.Module,
+    data: DatasetSplits,
+    settings: TrainSettings,
+    *,
+    device: torch.device,
+    seed: int,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[float]:
+    """Train ``model`` on ``data.train`` from its current weights; validate every epoch.
+
+    The same initial weights and ``seed`` give the same curve on the same device: the
+    data order comes from a generator seeded with ``seed``, and ``torch.manual_seed(seed)``
+    seeds dropout, drop-path and augmentation.
+
+    Models may opt into two hooks. ``set_training_progress(p)`` is called at the start of
+    each epoch with ``p = epoch_index / epochs`` (0, 1/E, ...), e.g. for a drop-path
+    schedule. A model that, after a training forward, has a non-None ``aux_logits`` and
+    ``auxiliary_weight > 0`` gets ``auxiliary_weight * CE(aux_logits, y)`` added to its loss.
+
+    Args:
+        model: The network, moved to ``device`` in place.
+        data: Training and validation sets.
+        settings: Optimiser, schedule and epochs.
+        device: Where to train.
+        seed: Seed for data order and for torch's global generator.
+        on_epoch: Called after each epoch's validation; may raise to stop training.
+        on_step: Called after each step with (step in epoch from 1, steps per epoch).
+
+    Returns:
+        The validation accuracy after each epoch.
+
+    Raises:
+        TrainingDiverged: The training loss became NaN or infinite.
+        NasError: The training set is empty.
+    """
+    torch.manual_seed(seed)
+    loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed), num_workers=0,
+                        drop_last=False)
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise NasError("Cannot train on an empty training set; add examples.")
+    model.to(device)
+    optimizer = _make_optimizer(model, settings)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=settings.epochs * steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    set_progress = getattr(model, "set_training_progress", None)
+    curve: list[float] = []
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        if callable(set_progress):
+            set_progress((epoch - 1) / settings.epochs)
+        model.train()
+        # Per-step summed losses, kept on the device; see _CHECK_EVERY.
+        step_losses = torch.zeros(steps_per_epoch, device=device)
+        examples = 0
+        for step, (inputs, targets) in enumerate(loader, start=1):
+            inputs, targets = inputs.to(device), targets.to(device)
+            loss = _loss(model, model(inputs), targets, criterion)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            schedule.step()
+            step_losses[step - 1] = loss.detach() * targets.shape[0]
+            examples += targets.shape[0]
+            if step % _CHECK_EVERY == 0 or step == steps_per_epoch:
+                _check_finite(step_losses[:step], epoch, settings)
+            if on_step is not None:
+                on_step(step, steps_per_epoch)
+        accuracy = evaluate_accuracy(model, data.val, device=device)
+        curve.append(accuracy)
+        if on_epoch is not None:
+            on_epoch(EpochReport(epoch=epoch, epochs=settings.epochs,
+                                 train_loss=float(step_losses.sum()) / max(examples, 1),
+                                 val_accuracy=accuracy,
+                                 seconds=time.perf_counter() - started))
+    return curve
+
+
+def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=settings.lr,
+                                 weight_decay=settings.weight_decay)
+    # torch refuses Nesterov without momentum.
+    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                           nesterov=settings.momentum > 0, weight_decay=settings.weight_decay)
+
+
+def _loss(model: nn.Module, logits: torch.Tensor, targets: torch.Tensor,
+          criterion: nn.Module) -> torch.Tensor:
+    loss: torch.Tensor = criterion(logits, targets)
+    aux_logits = getattr(model, "aux_logits", None)
+    aux_weight = getattr(model, "auxiliary_weight", 0.0)
+    if aux_logits is not None and aux_weight > 0:
+        loss = loss + aux_weight * criterion(aux_logits, targets)
+    return loss
+
+
+def _check_finite(step_losses: torch.Tensor, epoch: int, settings: TrainSettings) -> None:
+    bad = ~torch.isfinite(step_losses)
+    if bool(bad.any()):
+        step = int(bad.nonzero()[0]) + 1
+        value = float(step_losses[step - 1])
+        hint = " or enable grad_clip (e.g. 5)" if settings.grad_clip == 0 else ""
+        raise TrainingDiverged(f"Training loss became {value} at epoch {epoch} step {step}; "
+                               f"lower lr={settings.lr:g}{hint}.")
+
+
+def evaluate_accuracy(model: nn.Module, dataset: Dataset[Any], *, device: torch.device,
+                      batch_size: int = 256) -> float:
+    """Fraction of ``dataset`` that ``model`` classifies correctly, in eval mode.
+
+    The training flag of every sub-module is restored afterwards.
+
+    Raises:
+        NasError: ``dataset`` is empty.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    total = 0
+    try:
+        with torch.no_grad():
+            for inputs, targets in DataLoader(dataset, batch_size=batch_size, num_workers=0):
+                targets = targets.to(device)
+                predictions = model(inputs.to(device)).argmax(dim=1)
+                correct += (predictions == targets).sum()
+                total += targets.shape[0]
+    finally:
+        for module, training in modes:
+            module.training = training
+    if total == 0:
+        raise NasError("Cannot measure accuracy on an empty validation set; add examples.")
+    return int(correct) / total
