@@ -10,8 +10,12 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError, NasError, close_match_hint
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 USAGE = """\
 usage: nas COMMAND [key=value ...]
@@ -31,7 +35,7 @@ examples:
 """
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     from rich.console import Console
 
     console = Console()
@@ -63,11 +67,15 @@ def cmd_search(args: Sequence[str]) -> int:
         console.print(best_table(outcome.study))
     if outcome.interrupted:
         command = shlex.join(["nas", "search", *args])
-        print(f"Interrupted; no trial is left running and an interrupted trial will be retried. "
-              f"Resume with: {command}", file=sys.stderr)
+        print(
+            f"Interrupted; no trial is left running and an interrupted trial will be retried. "
+            f"Resume with: {command}",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{outcome.finished}/{config.trials} trials finished in study "
-          f"'{outcome.study.study_name}'.")
+    print(
+        f"{outcome.finished}/{config.trials} trials finished in study '{outcome.study.study_name}'."
+    )
     return 0
 
 
@@ -133,8 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command = COMMANDS.get(args[0])
     if command is None:
-        print(f"error: unknown command '{args[0]}'. Commands: {', '.join(COMMANDS)}."
-              + close_match_hint(args[0], COMMANDS), file=sys.stderr)
+        print(
+            f"error: unknown command '{args[0]}'. Commands: {', '.join(COMMANDS)}."
+            + close_match_hint(args[0], COMMANDS),
+            file=sys.stderr,
+        )
         return 2
     try:
         return command(args[1:])

@@ -105,7 +105,9 @@ def parse_overrides(args: Sequence[str]) -> DictConfig:
         if not sep or not key:
             raise ConfigError(f"Expected key=value, got '{arg}'. Example: nas search space=nasnet.")
         if key.startswith(("+", "~")):
-            raise ConfigError(f"'{arg}': adding or deleting keys is not supported; use {key[1:]}=VALUE.")
+            raise ConfigError(
+                f"'{arg}': adding or deleting keys is not supported; use {key[1:]}=VALUE."
+            )
     try:
         return OmegaConf.from_dotlist(list(args))
     except OmegaConfBaseException as error:
@@ -113,7 +115,7 @@ def parse_overrides(args: Sequence[str]) -> DictConfig:
 
 
 def _schema_keys(node: Any) -> list[str]:
-    return list(node.keys()) if isinstance(node, DictConfig) else []
+    return [str(key) for key in node] if isinstance(node, DictConfig) else []
 
 
 def _explain(error: OmegaConfBaseException, schema: DictConfig) -> ConfigError:
@@ -139,11 +141,15 @@ def _annotation(schema: DictConfig, key: str) -> str:
     *parents, leaf = key.split(".")
     for parent in parents:
         cls = {f.name: f for f in dataclasses.fields(cls)}[parent].default_factory  # type: ignore[arg-type,assignment]
-    types = {f.name: f.type for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    types = (
+        {f.name: f.type for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    )
     return str(types.get(leaf, "a value of the declared type"))
 
 
-def compose(schema: type[ConfigT], overrides: Sequence[str], *, presets: Sequence[str] = ()) -> ConfigT:
+def compose(
+    schema: type[ConfigT], overrides: Sequence[str], *, presets: Sequence[str] = ()
+) -> ConfigT:
     """Merge ``presets`` (names of YAML files in ``studies/``) and ``overrides`` over ``schema``.
 
     Returns a typed config object (an OmegaConf-backed instance of ``schema``).

@@ -19,7 +19,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but torch sees no CUDA GPU. Use device=cpu or device=auto.")
+        raise ConfigError(
+            f"device={name} but torch sees no CUDA GPU. Use device=cpu or device=auto."
+        )
     device = torch.device(name)
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:

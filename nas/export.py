@@ -62,7 +62,9 @@ def _atomic_write(path: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
-def load_trial_weights(trial: optuna.trial.FrozenTrial, artifact_dir: Path) -> dict[str, torch.Tensor] | None:
+def load_trial_weights(
+    trial: optuna.trial.FrozenTrial, artifact_dir: Path
+) -> dict[str, torch.Tensor] | None:
     """The trial's stored weights, or None when it kept none."""
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
     from safetensors import SafetensorError
@@ -76,8 +78,11 @@ def load_trial_weights(trial: optuna.trial.FrozenTrial, artifact_dir: Path) -> d
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "weights.safetensors"
         try:
-            download_artifact(artifact_store=FileSystemArtifactStore(str(artifact_dir)),
-                              file_path=str(local), artifact_id=artifact_id)
+            download_artifact(
+                artifact_store=FileSystemArtifactStore(str(artifact_dir)),
+                file_path=str(local),
+                artifact_id=artifact_id,
+            )
         except Exception:
             raise StudyError(
                 f"Weights of trial {trial.number} are not in artifacts={artifact_dir}. "
@@ -89,8 +94,9 @@ def load_trial_weights(trial: optuna.trial.FrozenTrial, artifact_dir: Path) -> d
             raise StudyError(f"Weights of trial {trial.number} are unreadable: {error}") from None
 
 
-def checked_state_dict(space: SearchSpace[Any], arch: Any, spec: DataSpec,
-                       weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def checked_state_dict(
+    space: SearchSpace[Any], arch: Any, spec: DataSpec, weights: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Load ``weights`` into a freshly built network (strict: names and shapes must match)
     and return what the exported network loads."""
     model = space.build(arch, spec)
@@ -102,8 +108,7 @@ def checked_state_dict(space: SearchSpace[Any], arch: Any, spec: DataSpec,
     return {k: v.detach().contiguous() for k, v in space.export_state_dict(model).items()}
 
 
-def export_trial(study: optuna.Study, which: str, out: Path, *,
-                 artifact_dir: Path) -> ExportResult:
+def export_trial(study: optuna.Study, which: str, out: Path, *, artifact_dir: Path) -> ExportResult:
     """Write ``out`` (Python source) and, when the trial kept weights, ``out`` with the
     suffix ``.safetensors``."""
     from safetensors.torch import save_file

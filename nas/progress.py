@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -36,7 +36,7 @@ def _format_eta(seconds: float) -> str:
 class LogReporter:
     """One line per event; for logs, CI and pipes."""
 
-    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
         self._total = 0
         self._started = time.monotonic()
@@ -66,8 +66,9 @@ class LogReporter:
 
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
         self._done = done
-        self._print(f"trial {number} {outcome}; {done}/{self._total} done, best {best}, "
-                    f"ETA {self._eta()}")
+        self._print(
+            f"trial {number} {outcome}; {done}/{self._total} done, best {best}, ETA {self._eta()}"
+        )
 
     def close(self) -> None:
         pass
@@ -107,8 +108,12 @@ class LiveReporter:
 
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
         if self._current is not None:
-            self._progress.update(self._current, total=epochs, completed=epoch,
-                                  info=f"epoch {epoch}/{epochs} acc {accuracy:.4f}")
+            self._progress.update(
+                self._current,
+                total=epochs,
+                completed=epoch,
+                info=f"epoch {epoch}/{epochs} acc {accuracy:.4f}",
+            )
 
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
         self._console.print(f"trial {number} {outcome}")

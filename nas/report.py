@@ -24,8 +24,16 @@ def _fmt(value: Any) -> str:
 def studies_table(storage: optuna.storages.BaseStorage) -> Table:
     """One row per study: space, objectives, trial counts by state, best value."""
     table = Table(title="Studies")
-    for column in ("study", "space", "objectives", "complete", "pruned", "failed", "running",
-                   "best"):
+    for column in (
+        "study",
+        "space",
+        "objectives",
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "best",
+    ):
         table.add_column(column)
     for summary in storage.get_all_studies():
         study_id = storage.get_study_id_from_name(summary.study_name)
@@ -39,9 +47,16 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
             # The first objective is accuracy (maximised) in every nas study.
             top = max(complete, key=lambda t: t.values[0])
             best = f"{top.values[0]:.4f} (#{top.number})"
-        table.add_row(summary.study_name, str(summary.user_attrs.get(store.ATTR_SPACE, "?")),
-                      ",".join(map(str, objectives or [])), str(counts["COMPLETE"]),
-                      str(counts["PRUNED"]), str(counts["FAIL"]), str(counts["RUNNING"]), best)
+        table.add_row(
+            summary.study_name,
+            str(summary.user_attrs.get(store.ATTR_SPACE, "?")),
+            ",".join(map(str, objectives or [])),
+            str(counts["COMPLETE"]),
+            str(counts["PRUNED"]),
+            str(counts["FAIL"]),
+            str(counts["RUNNING"]),
+            best,
+        )
     return table
 
 
@@ -71,8 +86,9 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
     table.add_column("architecture", overflow="fold")
     for trial in best_trials(study, top):
         row = [str(trial.number)] + [_fmt(v) for v in trial.values]
-        row += [_fmt(trial.user_attrs.get(extra)) for extra in ("params", "flops")
-                if extra not in names]
+        row += [
+            _fmt(trial.user_attrs.get(extra)) for extra in ("params", "flops") if extra not in names
+        ]
         row.append(str(trial.user_attrs.get("arch_str", "?")))
         table.add_row(*row)
     return table

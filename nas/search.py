@@ -41,8 +41,15 @@ class SearchOutcome:
 class _TrialRunner:
     """Runs one trial from sampling to trained objectives; holds the per-search context."""
 
-    def __init__(self, config: SearchConfig, space: SearchSpace[Any], data: DatasetSplits,
-                 device: torch.device, artifact_dir: Path, reporter: SearchReporter) -> None:
+    def __init__(
+        self,
+        config: SearchConfig,
+        space: SearchSpace[Any],
+        data: DatasetSplits,
+        device: torch.device,
+        artifact_dir: Path,
+        reporter: SearchReporter,
+    ) -> None:
         from evaluators import TrainSettings
 
         self.config = config
@@ -97,8 +104,9 @@ class _TrialRunner:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
 
-        train_standalone(model, self.data, self.settings, device=self.device, seed=seed,
-                         on_epoch=on_epoch)
+        train_standalone(
+            model, self.data, self.settings, device=self.device, seed=seed, on_epoch=on_epoch
+        )
         if self.config.keep_weights:
             self._save_weights(trial, model)
         values = {"accuracy": curve[-1], "flops": float(flops), "params": float(params)}
@@ -115,7 +123,8 @@ class _TrialRunner:
             save_file(tensors, str(path))
             artifact_id = upload_artifact(
                 artifact_store=FileSystemArtifactStore(str(self.artifact_dir)),
-                file_path=str(path), study_or_trial=trial,
+                file_path=str(path),
+                study_or_trial=trial,
             )
         trial.set_user_attr("weights", artifact_id)
 
@@ -144,9 +153,12 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage) -> op
         store.check_compatible(probe, identity)
         n_trials = len(probe.get_trials(deepcopy=False))
     study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True,
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
         directions=directions(config.objectives),
-        sampler=create_sampler(config, resumed_trials=n_trials), pruner=create_pruner(config),
+        sampler=create_sampler(config, resumed_trials=n_trials),
+        pruner=create_pruner(config),
     )
     if not existing:
         study.set_user_attr(store.ATTR_SPACE, config.space)
@@ -161,16 +173,22 @@ def _requeue_interrupted(study: optuna.Study) -> int:
     retried = {t.user_attrs.get("retry_of") for t in trials}
     count = 0
     for trial in trials:
-        if trial.state.name == "FAIL" and trial.user_attrs.get("interrupted") \
-                and trial.number not in retried:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
-                                                          "seed": trial.user_attrs.get("seed")})
+        if (
+            trial.state.name == "FAIL"
+            and trial.user_attrs.get("interrupted")
+            and trial.number not in retried
+        ):
+            study.enqueue_trial(
+                trial.params,
+                user_attrs={"retry_of": trial.number, "seed": trial.user_attrs.get("seed")},
+            )
             count += 1
     return count
 
 
-def run_search(config: SearchConfig, reporter: SearchReporter | None = None,
-               echo: Any = print) -> SearchOutcome:
+def run_search(
+    config: SearchConfig, reporter: SearchReporter | None = None, echo: Any = print
+) -> SearchOutcome:
     """Run (or resume) the study described by ``config`` until it holds ``config.trials``
     finished trials, the timeout passes, or the user presses Ctrl-C."""
     import optuna
@@ -192,18 +210,23 @@ def run_search(config: SearchConfig, reporter: SearchReporter | None = None,
     artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
 
     location = store.sqlite_path(url)
-    echo(f"store: {location.resolve() if location else store.redact(url)}  study: {study.study_name}")
+    echo(
+        f"store: {location.resolve() if location else store.redact(url)}  study: {study.study_name}"
+    )
     requeued = _requeue_interrupted(study)
     if requeued:
         echo(f"retrying {requeued} trial(s) interrupted in an earlier run")
     if len(config.objectives) > 1 and config.pruner != "none":
-        echo(f"note: pruner={config.pruner} is not applied: Optuna pruners need a single objective.")
+        echo(
+            f"note: pruner={config.pruner} is not applied: Optuna pruners need a single objective."
+        )
 
     reporter = reporter or create_reporter()
     runner = _TrialRunner(config, space, data, device, artifact_dir, reporter)
     finished = len(store.finished_trials(study))
-    reporter.start(study=study.study_name, done=finished, total=config.trials,
-                   best=best_summary(study))
+    reporter.start(
+        study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
+    )
     started = time.monotonic()
     failures_in_row = 0
     interrupted = False
@@ -227,8 +250,9 @@ def run_search(config: SearchConfig, reporter: SearchReporter | None = None,
                 trial.set_user_attr("error", str(error).splitlines()[0][:500])
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 failures_in_row += 1
-                reporter.trial_finished(trial.number, f"failed: {error}", done=finished,
-                                        best=best_summary(study))
+                reporter.trial_finished(
+                    trial.number, f"failed: {error}", done=finished, best=best_summary(study)
+                )
                 if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
                     raise StudyError(
                         f"{failures_in_row} trials failed in a row; last error: {error}"
@@ -240,7 +264,8 @@ def run_search(config: SearchConfig, reporter: SearchReporter | None = None,
             else:
                 study.tell(trial, values)
                 outcome = "complete: " + ", ".join(
-                    f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True))
+                    f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True)
+                )
             failures_in_row = 0
             finished += 1
             reporter.trial_finished(trial.number, outcome, done=finished, best=best_summary(study))

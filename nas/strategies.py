@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -13,10 +13,15 @@ if TYPE_CHECKING:
 
     from nas.config import SearchConfig
 
-DIRECTIONS = {"accuracy": "maximize", "flops": "minimize", "params": "minimize"}
+Direction = Literal["maximize", "minimize"]
+DIRECTIONS: dict[str, Direction] = {
+    "accuracy": "maximize",
+    "flops": "minimize",
+    "params": "minimize",
+}
 
 
-def directions(objectives: list[str]) -> list[str]:
+def directions(objectives: list[str]) -> list[Direction]:
     return [DIRECTIONS[name] for name in objectives]
 
 
@@ -36,8 +41,9 @@ def create_sampler(config: SearchConfig, *, resumed_trials: int) -> optuna.sampl
     seed = derive_seed(config.seed, resumed_trials)
     multi = len(config.objectives) > 1
     if config.strategy == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        )
     if config.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.strategy == "nsga2" and multi:
@@ -57,5 +63,6 @@ def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
     if config.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    raise unknown_choice("pruner", config.pruner, ["none", "median", "hyperband",
-                                                     "successive_halving"])
+    raise unknown_choice(
+        "pruner", config.pruner, ["none", "median", "hyperband", "successive_halving"]
+    )

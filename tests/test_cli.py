@@ -1,0 +1,244 @@
+"""End-to-end stories through the `nas` command: search, resume, inspect, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from conftest import TINY_SEARCH
+
+from nas import store
+from nas.cli import main
+from nas.export import checked_state_dict, load_trial_weights
+
+DB = Path("nas-runs/nas.db")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def load(name: str = "nasnet-digits") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{DB}")
+
+
+def test_spaces_lists_nasnet(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "spaces")
+    assert code == 0 and "nasnet" in out
+
+
+def test_search_records_trials_and_resumes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH)
+    assert code == 0, err
+    assert str(DB.resolve()) in out  # the store's location is printed
+    assert "Best" in out and "2/2 trials finished" in out
+    study = load()
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        assert set(trial.user_attrs) >= {
+            "arch",
+            "arch_str",
+            "seed",
+            "curve",
+            "params",
+            "flops",
+            "weights",
+        }
+        assert len(trial.user_attrs["curve"]) == 2
+        assert trial.value == trial.user_attrs["curve"][-1]
+        assert sorted(trial.intermediate_values) == [1, 2]
+    assert study.user_attrs[store.ATTR_SPACE] == "nasnet"
+    assert study.user_attrs[store.ATTR_DATA_SPEC] == {
+        "in_channels": 1,
+        "num_classes": 10,
+        "image_size": 8,
+    }
+    before = {t.number: t.datetime_complete for t in trials}
+
+    # Same command again: nothing left to do, nothing re-run.
+    code, out, _ = run(capsys, "search", "space=nasnet", *TINY_SEARCH)
+    assert code == 0 and "2/2 trials finished" in out
+    assert len(load().get_trials()) == 2
+
+    # A larger budget continues the same study; trial numbers continue.
+    code, out, _ = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "trials=3")
+    assert code == 0 and "3/3 trials finished" in out
+    trials = load().get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert {t.number: t.datetime_complete for t in trials[:2]} == before
+    assert trials[2].user_attrs["seed"] not in {t.user_attrs["seed"] for t in trials[:2]}
+
+
+def test_conflicting_resume_is_refused_and_nothing_lost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "search", "space=nasnet", *TINY_SEARCH)[0] == 0
+    code, _, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "epochs=3")
+    assert code == 2
+    assert "epochs=2 (asked 3)" in err and "study=NEW_NAME" in err
+    assert err.count("\n") == 1
+    assert len(load().get_trials()) == 2
+    # A new study name starts afresh next to the old one.
+    code, _, _ = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "epochs=1", "study=short")
+    assert code == 0
+    code, out, _ = run(capsys, "studies")
+    assert code == 0 and "nasnet-digits" in out and "short" in out
+
+
+def test_multi_objective_search_shows_pareto_front(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "search",
+        "space=nasnet",
+        *TINY_SEARCH,
+        "trials=3",
+        "objectives=[accuracy,params]",
+        "strategy=nsga2",
+    )
+    assert code == 0, err
+    assert "Pareto front" in out and "pruner=median is not applied" in out
+    study = load()
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    for trial in study.get_trials():
+        assert trial.values[1] == trial.user_attrs["params"]
+    code, out, _ = run(capsys, "show", "study=nasnet-digits")
+    assert code == 0 and "Pareto front" in out
+
+
+def test_pruned_trials_count_towards_the_budget(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pruner that stops every trial after its first report.
+    monkeypatch.setattr(
+        "nas.search.create_pruner", lambda config: optuna.pruners.ThresholdPruner(lower=2.0)
+    )
+    code, _, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH)
+    assert code == 0, err
+    trials = load().get_trials()
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all(len(t.user_attrs["curve"]) == 1 for t in trials)
+
+
+def test_export_matches_the_trained_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, "search", "space=nasnet", *TINY_SEARCH)[0] == 0
+    code, out, err = run(capsys, "export", "study=nasnet-digits", "trial=best", "out=net.py")
+    assert code == 0, err
+    assert Path("net.py").is_file() and Path("net.safetensors").is_file()
+
+    study = load()
+    best = max(study.get_trials(), key=lambda t: t.value)
+    assert f"trial {best.number}" in out
+    space = store.read_space(study)
+    arch = store.read_architecture(space, best)
+    spec = store.read_data_spec(study)
+    weights = load_trial_weights(best, store.default_artifact_dir(f"sqlite:///{DB}"))
+    assert weights is not None
+    model = space.build(arch, spec)
+    model.load_state_dict(weights)
+    model.eval()
+    x = torch.randn(spec.input_shape(5))
+    torch.save(x, "x.pt")
+    expected = model(x).detach()
+    assert set(checked_state_dict(space, arch, spec, weights)) <= set(weights)
+
+    script = textwrap.dedent("""
+        import torch, net
+        from safetensors.torch import load_file
+        model = net.build_network()
+        model.load_state_dict(load_file("net.safetensors"), strict=True)
+        torch.save(model.eval()(torch.load("x.pt", weights_only=True)).detach(), "y.pt")
+    """)
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    actual = torch.load("y.pt", weights_only=True)
+    assert (actual - expected).abs().max().item() <= 1e-5
+
+
+def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "search", "space=nasnet", *TINY_SEARCH)[0] == 0
+    storage = optuna.storages.RDBStorage(f"sqlite:///{DB}")
+    trial_id = load().get_trials()[0]._trial_id
+    storage.set_trial_user_attr(trial_id, "arch", {"normal": "__import__('os').system('x')"})
+    code, _, err = run(capsys, "export", "study=nasnet-digits", "trial=0", "out=evil.py")
+    assert code == 2 and "invalid architecture" in err
+    assert not Path("evil.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["serch"],
+            "unknown command 'serch'. Commands: spaces, search, studies, show, export. "
+            "Did you mean 'search'?",
+        ),
+        (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
+        (["show", "study=nope"], "No study 'nope' in the store"),
+        (["export", "study=nasnet-digits", "trial=x"], "No study"),
+        (["search", "space=nasnet", "storage=notaurl"], "is not a SQLAlchemy URL"),
+        (["search", "space=nasnet", "dataset=cifar10", "data_dir=/nonexistent"], "/nonexistent"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) -> None:
+    # Small batches make epochs long enough for the signal to land inside the trial.
+    command = [
+        sys.executable,
+        "-m",
+        "nas",
+        "search",
+        "space=nasnet",
+        *TINY_SEARCH,
+        "epochs=4",
+        "train.batch_size=16",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # not a terminal: plain log lines
+        if "epoch 1/4" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Resume with: nas search space=nasnet" in err
+
+    study = load()
+    (trial,) = study.get_trials()
+    assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
+
+    done = subprocess.run(
+        [*command, "trials=1"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert "retrying 1 trial(s)" in done.stdout, done.stderr
+    study = load()
+    retry = study.get_trials()[1]
+    assert retry.params == trial.params
+    assert retry.user_attrs["seed"] == trial.user_attrs["seed"]
+    assert retry.user_attrs["retry_of"] == 0
+    assert all(t.state.name != "RUNNING" for t in study.get_trials())
