@@ -1,0 +1,171 @@
+"""The NASNet cell search space (Zoph et al. 2018) behind the ``SearchSpace`` contract."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from nas.errors import ConfigError, close_match_hint
+from search_spaces import register_space
+from search_spaces.base import DataSpec, SearchSpace
+from search_spaces.nasnet.genotype import (
+    CELL_TYPES,
+    COMBINERS,
+    NASNET_A,
+    Block,
+    Cell,
+    Combine,
+    NASNetArch,
+    decode_arch,
+    describe_arch,
+    encode_arch,
+    unused_block_outputs,
+    validate_arch,
+)
+from search_spaces.nasnet.model import MacroConfig, NASNetwork
+from search_spaces.nasnet.ops import OPS
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+_OPTIONS = ("cells_per_stage", "init_channels", "stem_multiplier", "num_blocks",
+            "auxiliary_head", "auxiliary_weight", "drop_path")
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if type(value) is not int or value < minimum:
+        raise ConfigError(f"model.{name} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _real(name: str, value: object, low: float, high: float, high_open: bool) -> float:
+    # bool is an int subclass; `drop_path: true` is a mistake, not 1.0.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and low <= number and (
+                number < high if high_open else number <= high):
+            return number
+    bound = ")" if high_open else "]"
+    raise ConfigError(f"model.{name} must be a number in [{low:g}, {high:g}{bound}, "
+                      f"got {value!r}.")
+
+
+def _check_data(data: object) -> DataSpec:
+    if not isinstance(data, DataSpec):
+        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
+    for field in ("in_channels", "num_classes", "image_size"):
+        value = getattr(data, field)
+        if type(value) is not int or value < 1:
+            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
+    return data
+
+
+@register_space
+class NASNetSpace(SearchSpace[NASNetArch]):
+    """NASNet cells: ``B`` blocks, each two ops on two hidden states plus a combiner.
+
+    Args:
+        cells_per_stage: Normal cells per stage (N); the network has 3N + 2 cells.
+        init_channels: Channels per hidden state in the first stage (C); doubles at each
+            reduction. At least 2, since a factorized reduction splits it in two halves.
+        stem_multiplier: The stem's 3x3 conv outputs ``stem_multiplier * C`` channels.
+        num_blocks: Blocks per cell (B).
+        auxiliary_head: Train with TF-slim's auxiliary classifier before the second reduction.
+        auxiliary_weight: Weight of the auxiliary loss (``model.auxiliary_weight``).
+        drop_path: ScheduledDropPath probability of the last cell at the end of training.
+
+    Raises:
+        ConfigError: An unknown option, or a value of the wrong type or range.
+    """
+
+    name: ClassVar[str] = "nasnet"
+
+    def __init__(self, *, cells_per_stage: int = 2, init_channels: int = 16,
+                 stem_multiplier: int = 3, num_blocks: int = 5, auxiliary_head: bool = False,
+                 auxiliary_weight: float = 0.4, drop_path: float = 0.0,
+                 **unknown: Any) -> None:
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"Unknown option 'model.{key}' for search space 'nasnet'. "
+                              f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS))
+        if not isinstance(auxiliary_head, bool):
+            raise ConfigError(f"model.auxiliary_head must be true or false, "
+                              f"got {auxiliary_head!r}.")
+        self.config = MacroConfig(
+            cells_per_stage=_positive_int("cells_per_stage", cells_per_stage),
+            init_channels=_positive_int("init_channels", init_channels, minimum=2),
+            stem_multiplier=_positive_int("stem_multiplier", stem_multiplier),
+            num_blocks=_positive_int("num_blocks", num_blocks),
+            auxiliary_head=auxiliary_head,
+            auxiliary_weight=_real("auxiliary_weight", auxiliary_weight, 0.0, math.inf, True),
+            drop_path=_real("drop_path", drop_path, 0.0, 1.0, True),
+        )
+
+    # ------------------------------------------------------------------ architectures
+    def sample(self, trial: optuna.trial.BaseTrial) -> NASNetArch:
+        """Ask for each block's inputs, ops and combiner (5 categorical parameters a block).
+
+        Parameter names are ``{cell}_b{b}_{input1|input2|op1|op2|combine}``; block ``b``'s
+        inputs are chosen from ``range(2 + b)``. The output concatenates the block outputs
+        that no block reads, as in the paper.
+        """
+        cells = {}
+        for cell_type in CELL_TYPES:
+            blocks = []
+            for b in range(self.config.num_blocks):
+                prefix = f"{cell_type}_b{b}"
+                inputs = list(range(2 + b))
+                blocks.append(Block(
+                    input1=trial.suggest_categorical(f"{prefix}_input1", inputs),
+                    input2=trial.suggest_categorical(f"{prefix}_input2", inputs),
+                    op1=trial.suggest_categorical(f"{prefix}_op1", list(OPS)),
+                    op2=trial.suggest_categorical(f"{prefix}_op2", list(OPS)),
+                    combine=cast(Combine, trial.suggest_categorical(f"{prefix}_combine",
+                                                                    list(COMBINERS))),
+                ))
+            cells[cell_type] = Cell(blocks=tuple(blocks), concat=unused_block_outputs(blocks))
+        arch = NASNetArch(normal=cells["normal"], reduction=cells["reduction"])
+        # Replayed answers (e.g. from a stored trial) are untrusted like any stored value.
+        self.validate(arch)
+        return arch
+
+    def encode(self, arch: NASNetArch) -> dict[str, Any]:
+        self.validate(arch)
+        return encode_arch(arch)
+
+    def decode(self, data: Any) -> NASNetArch:
+        return decode_arch(data, self.config.num_blocks)
+
+    def validate(self, arch: NASNetArch) -> None:
+        validate_arch(arch, self.config.num_blocks)
+
+    def describe(self, arch: NASNetArch) -> str:
+        self.validate(arch)
+        return describe_arch(arch)
+
+    def named_architectures(self) -> Mapping[str, NASNetArch]:
+        """``nasnet-a`` (TF-slim reference), when the space has its 5 blocks per cell."""
+        return {"nasnet-a": NASNET_A} if self.config.num_blocks == 5 else {}
+
+    # ------------------------------------------------------------------ networks
+    def build(self, arch: NASNetArch, data: DataSpec) -> nn.Module:
+        self.validate(arch)
+        data = _check_data(data)
+        return NASNetwork(arch, self.config, data.in_channels, data.num_classes,
+                          data.image_size)
+
+    def export_source(self, arch: NASNetArch, data: DataSpec) -> str:
+        from search_spaces.nasnet.codegen import export_source
+
+        self.validate(arch)
+        data = _check_data(data)
+        return export_source(arch, self.config, data.in_channels, data.num_classes,
+                             data.image_size)
+
+    def export_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The model's weights without the auxiliary head (training only)."""
+        return {k: v.detach() for k, v in model.state_dict().items()
+                if not k.startswith("aux_head.")}
