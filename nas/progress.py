@@ -7,6 +7,7 @@ import time
 from typing import Protocol, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -97,11 +98,11 @@ class LiveReporter:
     def start(self, *, study: str, done: int, total: int, best: str) -> None:
         self._progress.start()
         self._trials = self._progress.add_task(
-            f"[bold]{study}", total=total, completed=done, info=f"best {best}"
+            f"[bold]{escape(study)}", total=total, completed=done, info=f"best {best}"
         )
 
     def trial_started(self, number: int, arch: str) -> None:
-        self._console.print(f"[dim]trial {number}: {arch}")
+        self._console.print(f"[dim]trial {number}: {escape(arch)}")
         if self._current is not None:
             self._progress.remove_task(self._current)
         self._current = self._progress.add_task(f"trial {number}", total=None, info="epoch 0")
@@ -116,7 +117,7 @@ class LiveReporter:
             )
 
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
-        self._console.print(f"trial {number} {outcome}")
+        self._console.print(f"trial {number} {escape(outcome)}")
         if self._trials is not None:
             self._progress.update(self._trials, completed=done, info=f"best {best}")
 

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from nas import store
 
@@ -47,7 +48,7 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
             # The first objective is accuracy (maximised) in every nas study.
             top = max(complete, key=lambda t: t.values[0])
             best = f"{top.values[0]:.4f} (#{top.number})"
-        table.add_row(
+        row = [
             summary.study_name,
             str(summary.user_attrs.get(store.ATTR_SPACE, "?")),
             ",".join(map(str, objectives or [])),
@@ -56,7 +57,8 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
             str(counts["FAIL"]),
             str(counts["RUNNING"]),
             best,
-        )
+        ]
+        table.add_row(*map(Text, row))
     return table
 
 
@@ -90,5 +92,5 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
             _fmt(trial.user_attrs.get(extra)) for extra in ("params", "flops") if extra not in names
         ]
         row.append(str(trial.user_attrs.get("arch_str", "?")))
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # Text: architecture strings hold [brackets]
     return table
