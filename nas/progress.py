@@ -23,7 +23,8 @@ class SearchReporter(Protocol):
     """What the search loop tells whoever watches it."""
 
     def start(self, *, study: str, done: int, total: int, best: str) -> None: ...
-    def trial_started(self, number: int, arch: str) -> None: ...
+    def trial_started(self, number: int, arch: str, epochs: int) -> None: ...
+    def step(self, number: int, step: int, steps: int) -> None: ...
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None: ...
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None: ...
     def close(self) -> None: ...
@@ -59,8 +60,11 @@ class LogReporter:
         self._started = time.monotonic()
         self._print(f"study {study}: {done}/{total} trials finished, best {best}")
 
-    def trial_started(self, number: int, arch: str) -> None:
+    def trial_started(self, number: int, arch: str, epochs: int) -> None:
         self._print(f"trial {number} started: {arch}")
+
+    def step(self, number: int, step: int, steps: int) -> None:
+        pass  # one line per step would drown the log
 
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
         self._print(f"trial {number} epoch {epoch}/{epochs}: val accuracy {accuracy:.4f}")
@@ -82,7 +86,7 @@ class LiveReporter:
         self._console = console or Console()
         self._progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=30),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
@@ -93,7 +97,8 @@ class LiveReporter:
         )
         self._trials: TaskID | None = None
         self._current: TaskID | None = None
-        self._epochs = 1
+        self._epochs_done = 0
+        self._last_accuracy = ""
 
     def start(self, *, study: str, done: int, total: int, best: str) -> None:
         self._progress.start()
@@ -101,19 +106,27 @@ class LiveReporter:
             f"[bold]{escape(study)}", total=total, completed=done, info=f"best {best}"
         )
 
-    def trial_started(self, number: int, arch: str) -> None:
+    def trial_started(self, number: int, arch: str, epochs: int) -> None:
         self._console.print(f"[dim]trial {number}: {escape(arch)}")
         if self._current is not None:
             self._progress.remove_task(self._current)
-        self._current = self._progress.add_task(f"trial {number}", total=None, info="epoch 0")
+        self._epochs_done, self._last_accuracy = 0, ""
+        self._current = self._progress.add_task(f"trial {number}", total=epochs, info="")
 
-    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+    def step(self, number: int, step: int, steps: int) -> None:
+        # Fractional epochs keep the bar (and its ETA) moving during long epochs.
         if self._current is not None:
             self._progress.update(
                 self._current,
-                total=epochs,
-                completed=epoch,
-                info=f"epoch {epoch}/{epochs} acc {accuracy:.4f}",
+                completed=self._epochs_done + step / steps,
+                info=f"epoch {self._epochs_done + 1} step {step}/{steps}{self._last_accuracy}",
+            )
+
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+        self._epochs_done, self._last_accuracy = epoch, f"  val acc {accuracy:.4f}"
+        if self._current is not None:
+            self._progress.update(
+                self._current, completed=epoch, info=f"epoch {epoch}/{epochs}{self._last_accuracy}"
             )
 
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:

@@ -82,7 +82,7 @@ class _TrialRunner:
         trial.set_user_attr("arch", self.space.encode(arch))
         trial.set_user_attr("arch_str", described)
         trial.set_user_attr("seed", seed)
-        self.reporter.trial_started(trial.number, described)
+        self.reporter.trial_started(trial.number, described, self.config.epochs)
 
         torch.manual_seed(seed)
         model = self.space.build(arch, self.data.spec)
@@ -105,7 +105,13 @@ class _TrialRunner:
                     raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
 
         train_standalone(
-            model, self.data, self.settings, device=self.device, seed=seed, on_epoch=on_epoch
+            model,
+            self.data,
+            self.settings,
+            device=self.device,
+            seed=seed,
+            on_epoch=on_epoch,
+            on_step=lambda step, steps: self.reporter.step(trial.number, step, steps),
         )
         if self.config.keep_weights:
             self._save_weights(trial, model)
