@@ -169,7 +169,10 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage) -> op
     if not existing:
         study.set_user_attr(store.ATTR_SPACE, config.space)
         study.set_user_attr(store.ATTR_IDENTITY, identity)
-        study.set_user_attr(store.ATTR_CONFIG, to_container(config))
+        recorded = to_container(config)
+        if recorded["storage"]:  # never store a database password in the database
+            recorded["storage"] = store.redact(recorded["storage"])
+        study.set_user_attr(store.ATTR_CONFIG, recorded)
     return study
 
 

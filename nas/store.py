@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import ArchitectureError, StudyError, close_match_hint
+from nas.errors import ArchitectureError, ConfigError, StudyError, close_match_hint
 
 if TYPE_CHECKING:
     import optuna
@@ -198,7 +198,10 @@ def read_space(study: optuna.Study) -> SearchSpace[Any]:
     options = identity.get("model") if isinstance(identity, Mapping) else None
     if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
         raise StudyError(f"Study '{study.study_name}' has malformed model settings.")
-    return create_space(name, **dict(options))
+    try:
+        return create_space(name, **dict(options))
+    except ConfigError as error:
+        raise StudyError(f"Study '{study.study_name}' stores invalid settings: {error}") from None
 
 
 def read_architecture(space: SearchSpace[Any], trial: optuna.trial.FrozenTrial) -> Any:

@@ -61,6 +61,7 @@ def test_search_records_trials_and_resumes(capsys: pytest.CaptureFixture[str]) -
         assert trial.value == trial.user_attrs["curve"][-1]
         assert sorted(trial.intermediate_values) == [1, 2]
     assert study.user_attrs[store.ATTR_SPACE] == "nasnet"
+    assert study.user_attrs[store.ATTR_CONFIG]["epochs"] == 2
     assert study.user_attrs[store.ATTR_DATA_SPEC] == {
         "in_channels": 1,
         "num_classes": 10,
@@ -247,3 +248,36 @@ def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) ->
     assert retry.user_attrs["seed"] == trial.user_attrs["seed"]
     assert retry.user_attrs["retry_of"] == 0
     assert all(t.state.name != "RUNNING" for t in study.get_trials())
+
+
+def test_timeout_stops_starting_new_trials(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "trials=5", "timeout=0.01")
+    assert code == 0
+    assert "timeout of 0.01s reached; 1/5 finished" in out
+    assert len(load().get_trials()) == 1
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "device=cuda:1")
+    assert code == 2
+    assert "device=cuda:1 but torch sees no CUDA GPU. Use device=cpu or device=auto." in err
+    assert not DB.exists()  # refused before anything was stored
+
+
+def test_import_nas_is_light() -> None:
+    code = (
+        "import sys, nas, nas.cli, nas.config, search_spaces; "
+        "heavy = {'torch', 'ray', 'optuna'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "nas search space=nasnet" in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("nas ")

@@ -81,11 +81,13 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         augment: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         if labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must have shape ({images.shape[0]},), "
-                             f"got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+            )
         self.images = images
         self.labels = labels.to(torch.int64)
         # Folded into one multiply-add: x * scale + shift == (x / 255 - mean) / std.

@@ -19,8 +19,7 @@ from nas.data._splits import DatasetSplits
 from nas.errors import DataError
 from search_spaces.base import DataSpec
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-           "dog", "frog", "horse", "ship", "truck")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _SIZE = 32
 _PIXELS = 3 * _SIZE * _SIZE
 _RECORD = 1 + _PIXELS  # binary version: one label byte, then R, G, B planes
@@ -57,8 +56,9 @@ def load_cifar10_splits(data_dir: str | None, *, augment: bool) -> DatasetSplits
     train_labels = np.concatenate([labels for _, labels in batches[:-1]])
     val_images, val_labels = batches[-1]
     mean, std = channel_stats(train_images)
-    train = ImageDataset(torch.from_numpy(train_images), torch.from_numpy(train_labels),
-                         mean, std, augment=augment)
+    train = ImageDataset(
+        torch.from_numpy(train_images), torch.from_numpy(train_labels), mean, std, augment=augment
+    )
     val = ImageDataset(torch.from_numpy(val_images), torch.from_numpy(val_labels), mean, std)
     return DatasetSplits(
         name="cifar10",
@@ -80,8 +80,10 @@ def _locate(data_dir: str | None) -> tuple[Path, str]:
         )
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(f"data_dir='{data_dir}' is not a folder. Pass data_dir=PATH, the "
-                        "folder holding cifar-10-batches-bin/ or cifar-10-batches-py/.")
+        raise DataError(
+            f"data_dir='{data_dir}' is not a folder. Pass data_dir=PATH, the "
+            "folder holding cifar-10-batches-bin/ or cifar-10-batches-py/."
+        )
     for version, name in _FOLDERS.items():
         if root.name == name:
             return root, version
@@ -114,19 +116,30 @@ def _read_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_python(path: Path) -> tuple[np.ndarray, np.ndarray]:
     batch = load_numpy_pickle(path)
     if not isinstance(batch, dict):
-        raise DataError(f"{path} holds a {type(batch).__name__}, not the dict of a "
-                        "CIFAR-10 batch. Download the data set again.")
+        raise DataError(
+            f"{path} holds a {type(batch).__name__}, not the dict of a "
+            "CIFAR-10 batch. Download the data set again."
+        )
     data = _entry(batch, "data", path)
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != _PIXELS or data.shape[0] == 0:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _PIXELS
+        or data.shape[0] == 0
+    ):
         shape = getattr(data, "shape", None)
-        raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, {_PIXELS}), got "
-                        f"{type(data).__name__} {getattr(data, 'dtype', '')} {shape}. "
-                        "Download the data set again.")
+        raise DataError(
+            f"{path}: 'data' must be a uint8 array of shape (N, {_PIXELS}), got "
+            f"{type(data).__name__} {getattr(data, 'dtype', '')} {shape}. "
+            "Download the data set again."
+        )
     labels = np.asarray(_entry(batch, "labels", path))
     if labels.dtype.kind not in "iu" or labels.shape != (data.shape[0],):
-        raise DataError(f"{path}: 'labels' must be {data.shape[0]} integers, got "
-                        f"{labels.dtype} {labels.shape}. Download the data set again.")
+        raise DataError(
+            f"{path}: 'labels' must be {data.shape[0]} integers, got "
+            f"{labels.dtype} {labels.shape}. Download the data set again."
+        )
     return _checked(path, data.reshape(-1, 3, _SIZE, _SIZE), labels.astype(np.int64))
 
 
@@ -135,14 +148,16 @@ def _entry(batch: dict[Any, Any], key: str, path: Path) -> Any:
     for candidate in (key.encode(), key):
         if candidate in batch:
             return batch[candidate]
-    raise DataError(f"{path} has no '{key}' entry; it is not a CIFAR-10 batch. "
-                    "Download the data set again.")
+    raise DataError(
+        f"{path} has no '{key}' entry; it is not a CIFAR-10 batch. Download the data set again."
+    )
 
 
 def _checked(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bad = labels[(labels < 0) | (labels >= len(CLASSES))]
     if bad.size:
-        raise DataError(f"{path} has label {int(bad[0])}, outside 0..9. "
-                        "Download the data set again.")
+        raise DataError(
+            f"{path} has label {int(bad[0])}, outside 0..9. Download the data set again."
+        )
     # Contiguous for fast indexing, writable because torch.from_numpy wants that.
     return np.require(images, requirements=["C", "W"]), labels

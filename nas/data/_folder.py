@@ -42,17 +42,21 @@ def load_folder_splits(data_dir: str | None, *, image_size: int, augment: bool) 
         raise DataError(f"Data set 'folder' reads {_LAYOUT}; pass data_dir=PATH.")
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(f"data_dir='{data_dir}' is not a folder. Pass data_dir=PATH, a "
-                        f"folder laid out as {_LAYOUT}.")
+        raise DataError(
+            f"data_dir='{data_dir}' is not a folder. Pass data_dir=PATH, a "
+            f"folder laid out as {_LAYOUT}."
+        )
     train_dir, val_dir = root / "train", root / "val"
     for split_dir in (train_dir, val_dir):
         if not split_dir.is_dir():
-            raise DataError(f"data_dir='{data_dir}' has no {split_dir.name}/ folder: "
-                            f"expected {_LAYOUT}.")
+            raise DataError(
+                f"data_dir='{data_dir}' has no {split_dir.name}/ folder: expected {_LAYOUT}."
+            )
     classes = _class_folders(train_dir)
     if not classes:
-        raise DataError(f"{train_dir} has no class folders: put each class's images in "
-                        f"{train_dir}/<class>/.")
+        raise DataError(
+            f"{train_dir} has no class folders: put each class's images in {train_dir}/<class>/."
+        )
     val_classes = _class_folders(val_dir)
     if val_classes != classes:
         missing = sorted(set(classes) - set(val_classes)) or ["none"]
@@ -64,8 +68,9 @@ def load_folder_splits(data_dir: str | None, *, image_size: int, augment: bool) 
     train_images, train_labels = _read_split(train_dir, classes, image_size)
     val_images, val_labels = _read_split(val_dir, classes, image_size)
     mean, std = channel_stats(train_images)
-    train = ImageDataset(torch.from_numpy(train_images), torch.from_numpy(train_labels),
-                         mean, std, augment=augment)
+    train = ImageDataset(
+        torch.from_numpy(train_images), torch.from_numpy(train_labels), mean, std, augment=augment
+    )
     val = ImageDataset(torch.from_numpy(val_images), torch.from_numpy(val_labels), mean, std)
     return DatasetSplits(
         name="folder",
@@ -80,20 +85,31 @@ def load_folder_splits(data_dir: str | None, *, image_size: int, augment: bool) 
 
 def _class_folders(split_dir: Path) -> tuple[str, ...]:
     # Hidden folders (.ipynb_checkpoints, .git) are tool droppings, not classes.
-    return tuple(sorted(entry.name for entry in split_dir.iterdir()
-                        if entry.is_dir() and not entry.name.startswith(".")))
+    return tuple(
+        sorted(
+            entry.name
+            for entry in split_dir.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
+    )
 
 
-def _read_split(split_dir: Path, classes: tuple[str, ...],
-                image_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_split(
+    split_dir: Path, classes: tuple[str, ...], image_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
-        class_files = sorted(path for path in (split_dir / name).iterdir()
-                             if path.suffix.lower() in EXTENSIONS and path.is_file())
+        class_files = sorted(
+            path
+            for path in (split_dir / name).iterdir()
+            if path.suffix.lower() in EXTENSIONS and path.is_file()
+        )
         if not class_files:
-            raise DataError(f"{split_dir / name} has no images ({', '.join(EXTENSIONS)}); "
-                            "add some or remove the folder from train/ and val/.")
+            raise DataError(
+                f"{split_dir / name} has no images ({', '.join(EXTENSIONS)}); "
+                "add some or remove the folder from train/ and val/."
+            )
         files += class_files
         labels += [label] * len(class_files)
     images = np.empty((len(files), 3, image_size, image_size), dtype=np.uint8)
@@ -106,11 +122,9 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
     """One image as a uint8 array of shape (3, image_size, image_size)."""
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size),
-                                              Image.Resampling.BILINEAR)
+            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
     # Pillow signals a broken file with any of these, depending on the format.
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         reason = " ".join(str(error).split())
-        raise DataError(f"Cannot read image {path}: {reason}. Fix or delete the file.") \
-            from error
+        raise DataError(f"Cannot read image {path}: {reason}. Fix or delete the file.") from error
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)

@@ -34,14 +34,18 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise unknown_choice("dataset", name, DATASETS)
-    if image_size is not None and (isinstance(image_size, bool)
-                                   or not isinstance(image_size, int) or image_size < 1):
-        raise ConfigError(f"image_size must be a positive integer, but got "
-                          f"image_size={image_size!r}.")
+    if image_size is not None and (
+        isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1
+    ):
+        raise ConfigError(
+            f"image_size must be a positive integer, but got image_size={image_size!r}."
+        )
     native = _NATIVE_SIZE.get(name)
     if native is not None and image_size not in (None, native):
-        raise ConfigError(f"Data set '{name}' has {native}x{native} images, but got "
-                          f"image_size={image_size}. Leave image_size unset.")
+        raise ConfigError(
+            f"Data set '{name}' has {native}x{native} images, but got "
+            f"image_size={image_size}. Leave image_size unset."
+        )
     # Each loader imports only what it needs (scikit-learn, Pillow) when first used.
     if name == "digits":
         from nas.data._digits import load_digits_splits
@@ -53,5 +57,6 @@ def load_dataset(
         return load_cifar10_splits(data_dir, augment=augment)
     from nas.data._folder import load_folder_splits
 
-    return load_folder_splits(data_dir, image_size=image_size or _DEFAULT_FOLDER_SIZE,
-                              augment=augment)
+    return load_folder_splits(
+        data_dir, image_size=image_size or _DEFAULT_FOLDER_SIZE, augment=augment
+    )

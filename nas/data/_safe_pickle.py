@@ -24,8 +24,7 @@ def _numpy_core(module: str, name: str) -> Callable[..., Any]:
     # files (written by numpy 1 under Python 2) still use the old one.
     for prefix in ("numpy._core", "numpy.core"):
         try:
-            found: Callable[..., Any] = getattr(importlib.import_module(f"{prefix}.{module}"),
-                                                name)
+            found: Callable[..., Any] = getattr(importlib.import_module(f"{prefix}.{module}"), name)
             return found
         except (ImportError, AttributeError):
             continue
@@ -65,8 +64,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return resolve()
 
     def persistent_load(self, pid: Any) -> Any:
-        raise DataError(f"{self._path} uses persistent ids, which a CIFAR-10 batch never "
-                        "does; refusing to load it.")
+        raise DataError(
+            f"{self._path} uses persistent ids, which a CIFAR-10 batch never "
+            "does; refusing to load it."
+        )
 
 
 def load_numpy_pickle(path: Path) -> Any:
