@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from nas.data._splits import DatasetSplits
+from search_spaces.base import DataSpec
+
 # Mean and std are accumulated over this many images at a time so that a large set
 # never needs a float copy of the whole array.
 _STATS_CHUNK = 4096
@@ -103,3 +106,29 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.augment:
             image = random_crop_flip(image)
         return image, self.labels[index]
+
+
+def image_splits(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    classes: tuple[str, ...],
+    *,
+    augment: bool,
+) -> DatasetSplits:
+    """Splits of uint8 RGB images (N, 3, H, W), normalised with the train set's statistics."""
+    (train_images, train_labels), (val_images, val_labels) = train, val
+    mean, std = channel_stats(train_images)
+    train_set = ImageDataset(
+        torch.from_numpy(train_images), torch.from_numpy(train_labels), mean, std, augment=augment
+    )
+    val_set = ImageDataset(torch.from_numpy(val_images), torch.from_numpy(val_labels), mean, std)
+    return DatasetSplits(
+        name=name,
+        train=train_set,
+        val=val_set,
+        spec=DataSpec(in_channels=3, num_classes=len(classes), image_size=train_images.shape[-1]),
+        num_train=len(train_set),
+        num_val=len(val_set),
+        classes=classes,
+    )

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from nas.data._augment import ImageDataset, channel_stats
+from nas.data._augment import image_splits
 from nas.data._safe_pickle import load_numpy_pickle
 from nas.data._splits import DatasetSplits
 from nas.errors import DataError
-from search_spaces.base import DataSpec
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _SIZE = 32
@@ -55,19 +53,8 @@ def load_cifar10_splits(data_dir: str | None, *, augment: bool) -> DatasetSplits
     train_images = np.concatenate([images for images, _ in batches[:-1]])
     train_labels = np.concatenate([labels for _, labels in batches[:-1]])
     val_images, val_labels = batches[-1]
-    mean, std = channel_stats(train_images)
-    train = ImageDataset(
-        torch.from_numpy(train_images), torch.from_numpy(train_labels), mean, std, augment=augment
-    )
-    val = ImageDataset(torch.from_numpy(val_images), torch.from_numpy(val_labels), mean, std)
-    return DatasetSplits(
-        name="cifar10",
-        train=train,
-        val=val,
-        spec=DataSpec(in_channels=3, num_classes=len(CLASSES), image_size=_SIZE),
-        num_train=len(train),
-        num_val=len(val),
-        classes=CLASSES,
+    return image_splits(
+        "cifar10", (train_images, train_labels), (val_images, val_labels), CLASSES, augment=augment
     )
 
 

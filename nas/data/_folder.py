@@ -11,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from nas.data._augment import ImageDataset, channel_stats
+from nas.data._augment import image_splits
 from nas.data._splits import DatasetSplits
 from nas.errors import DataError
-from search_spaces.base import DataSpec
 
 EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png")
 _LAYOUT = "data_dir/train/<class>/*.png and data_dir/val/<class>/*.png"
@@ -67,19 +65,8 @@ def load_folder_splits(data_dir: str | None, *, image_size: int, augment: bool) 
         )
     train_images, train_labels = _read_split(train_dir, classes, image_size)
     val_images, val_labels = _read_split(val_dir, classes, image_size)
-    mean, std = channel_stats(train_images)
-    train = ImageDataset(
-        torch.from_numpy(train_images), torch.from_numpy(train_labels), mean, std, augment=augment
-    )
-    val = ImageDataset(torch.from_numpy(val_images), torch.from_numpy(val_labels), mean, std)
-    return DatasetSplits(
-        name="folder",
-        train=train,
-        val=val,
-        spec=DataSpec(in_channels=3, num_classes=len(classes), image_size=image_size),
-        num_train=len(train),
-        num_val=len(val),
-        classes=classes,
+    return image_splits(
+        "folder", (train_images, train_labels), (val_images, val_labels), classes, augment=augment
     )
 
 
