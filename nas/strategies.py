@@ -60,7 +60,7 @@ def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     if config.pruner == "median":
         # Early epochs of small nets are noisy: judge no trial before half its epochs.
         return optuna.pruners.MedianPruner(
-            n_startup_trials=3, n_warmup_steps=max(1, config.epochs // 2)
+            n_startup_trials=5, n_warmup_steps=max(1, config.epochs // 2)
         )
     if config.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
