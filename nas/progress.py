@@ -35,6 +35,28 @@ def _format_eta(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+class SilentReporter:
+    """Reports nothing; for library use, tests and benchmarks."""
+
+    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+        pass
+
+    def trial_started(self, number: int, arch: str, epochs: int) -> None:
+        pass
+
+    def step(self, number: int, step: int, steps: int) -> None:
+        pass
+
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+        pass
+
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class LogReporter:
     """One line per event; for logs, CI and pipes."""
 
