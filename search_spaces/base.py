@@ -91,3 +91,29 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     def export_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The weights that the exported network loads (training-only parts dropped)."""
         return dict(model.state_dict())
+
+
+class WeightSharingSpace(SearchSpace[ArchT]):
+    """A space whose architectures are children of one supernet with shared weights.
+
+    Contract (in addition to :class:`SearchSpace`):
+        * ``supernet(data)`` returns a module with ``set_active(arch)`` (later forwards run
+          the child ``arch``), ``set_regularization(dropout=..., drop_connect=...)`` and
+          ``extract(arch)``: a static module (the same structure as ``build(arch, data)``)
+          holding copies of the child's weights and BN buffers, whose outputs equal the
+          active supernet's.
+        * ``largest()`` / ``smallest()`` are the biggest and smallest children (the
+          sandwich rule trains both every step).
+    """
+
+    @abc.abstractmethod
+    def supernet(self, data: DataSpec) -> nn.Module:
+        """A freshly initialised supernet holding every child's weights."""
+
+    @abc.abstractmethod
+    def largest(self) -> ArchT:
+        """The biggest child."""
+
+    @abc.abstractmethod
+    def smallest(self) -> ArchT:
+        """The smallest child."""
