@@ -72,15 +72,28 @@ class TrainSettings:
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
-def _check_number(name: str, value: object, *, integer: bool = False, low: float,
-                  low_open: bool = False, high: float | None = None) -> None:
+def _check_number(
+    name: str,
+    value: object,
+    *,
+    integer: bool = False,
+    low: float,
+    low_open: bool = False,
+    high: float | None = None,
+) -> None:
     """Raise ``ConfigError`` unless ``low <= value (< high)``; ``low < value`` if open."""
     ok = False
     # bool is an int subclass, but True epochs or lr=False is surely a mistake.
-    if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and (isinstance(value, int) or not integer):
-        ok = (math.isfinite(value) and (value > low if low_open else value >= low)
-              and (high is None or value < high))
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or not integer)
+    ):
+        ok = (
+            math.isfinite(value)
+            and (value > low if low_open else value >= low)
+            and (high is None or value < high)
+        )
     if not ok:
         kind = "an integer" if integer else "a number"
         bound = f"> {low:g}" if low_open else f">= {low:g}"
@@ -146,16 +159,22 @@ def train_standalone(
         NasError: The training set is empty.
     """
     torch.manual_seed(seed)
-    loader = DataLoader(data.train, batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed), num_workers=0,
-                        drop_last=False)
+    loader = DataLoader(
+        data.train,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=0,
+        drop_last=False,
+    )
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise NasError("Cannot train on an empty training set; add examples.")
     model.to(device)
     optimizer = _make_optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=settings.epochs * steps_per_epoch)
+        optimizer, T_max=settings.epochs * steps_per_epoch
+    )
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     set_progress = getattr(model, "set_training_progress", None)
     curve: list[float] = []
@@ -185,24 +204,36 @@ def train_standalone(
         accuracy = evaluate_accuracy(model, data.val, device=device)
         curve.append(accuracy)
         if on_epoch is not None:
-            on_epoch(EpochReport(epoch=epoch, epochs=settings.epochs,
-                                 train_loss=float(step_losses.sum()) / max(examples, 1),
-                                 val_accuracy=accuracy,
-                                 seconds=time.perf_counter() - started))
+            on_epoch(
+                EpochReport(
+                    epoch=epoch,
+                    epochs=settings.epochs,
+                    train_loss=float(step_losses.sum()) / max(examples, 1),
+                    val_accuracy=accuracy,
+                    seconds=time.perf_counter() - started,
+                )
+            )
     return curve
 
 
 def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=settings.lr,
-                                 weight_decay=settings.weight_decay)
+        return torch.optim.AdamW(
+            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        )
     # torch refuses Nesterov without momentum.
-    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                           nesterov=settings.momentum > 0, weight_decay=settings.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.momentum > 0,
+        weight_decay=settings.weight_decay,
+    )
 
 
-def _loss(model: nn.Module, logits: torch.Tensor, targets: torch.Tensor,
-          criterion: nn.Module) -> torch.Tensor:
+def _loss(
+    model: nn.Module, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module
+) -> torch.Tensor:
     loss: torch.Tensor = criterion(logits, targets)
     aux_logits = getattr(model, "aux_logits", None)
     aux_weight = getattr(model, "auxiliary_weight", 0.0)
@@ -217,12 +248,15 @@ def _check_finite(step_losses: torch.Tensor, epoch: int, settings: TrainSettings
         step = int(bad.nonzero()[0]) + 1
         value = float(step_losses[step - 1])
         hint = " or enable grad_clip (e.g. 5)" if settings.grad_clip == 0 else ""
-        raise TrainingDiverged(f"Training loss became {value} at epoch {epoch} step {step}; "
-                               f"lower lr={settings.lr:g}{hint}.")
+        raise TrainingDiverged(
+            f"Training loss became {value} at epoch {epoch} step {step}; "
+            f"lower lr={settings.lr:g}{hint}."
+        )
 
 
-def evaluate_accuracy(model: nn.Module, dataset: Dataset[Any], *, device: torch.device,
-                      batch_size: int = 256) -> float:
+def evaluate_accuracy(
+    model: nn.Module, dataset: Dataset[Any], *, device: torch.device, batch_size: int = 256
+) -> float:
     """Fraction of ``dataset`` that ``model`` classifies correctly, in eval mode.
 
     The training flag of every sub-module is restored afterwards.

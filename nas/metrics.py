@@ -1,14 +1,17 @@
-"""Size and cost of a network: parameter and FLOP counts.
+"""Size and cost of a network: parameter and FLOP counts, measured latency.
 
 Imports torch on first use, so ``import nas.metrics`` stays cheap.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -63,3 +66,64 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
         for module, training in modes:
             module.training = training
     return int(counter.get_total_flops())
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    device: torch.device,
+    warmup: int = 3,
+    repeats: int = 10,
+) -> float:
+    """Median wall time of one eval-mode forward pass, in milliseconds.
+
+    The model runs under ``torch.inference_mode()`` on a zero tensor of ``input_shape``
+    on ``device``, in the dtype of its first parameter. ``warmup`` passes run first and
+    are not timed: the first calls pay for memory allocation, kernel selection and
+    caches. On CUDA the device is synchronised before and after each timed pass, so the
+    time covers the queued kernels and not just their launch. The median resists the odd
+    pass slowed by other processes. Every sub-module's training flag is restored.
+
+    Args:
+        model: The network, already on ``device``.
+        input_shape: Full input shape including the batch dimension.
+        device: Where ``model`` is; the latency is that device's.
+        warmup: Untimed passes before timing, at least 0.
+        repeats: Timed passes, at least 1.
+
+    Raises:
+        ValueError: ``warmup`` is negative or ``repeats`` is below 1.
+    """
+    import torch
+
+    if warmup < 0 or repeats < 1:
+        raise ValueError(
+            f"measure_latency needs warmup >= 0 and repeats >= 1, but got "
+            f"warmup={warmup}, repeats={repeats}."
+        )
+    first = next(model.parameters(), None)
+    dtype = first.dtype if first is not None else torch.float32
+    inputs = torch.zeros(tuple(input_shape), device=device, dtype=dtype)
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    timings: list[float] = []
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(inputs)
+            for _ in range(repeats):
+                synchronize()
+                started = time.perf_counter()
+                model(inputs)
+                synchronize()
+                timings.append(time.perf_counter() - started)
+    finally:
+        for module, training in modes:
+            module.training = training
+    return statistics.median(timings) * 1000.0

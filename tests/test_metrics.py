@@ -1,12 +1,14 @@
-"""Parameter and FLOP counts against numbers worked out by hand."""
+"""Parameter and FLOP counts against numbers worked out by hand; measured latency."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import torch
 from torch import nn
 
-from nas.metrics import count_flops, count_parameters
+from nas.metrics import count_flops, count_parameters, measure_latency
 
 
 def _net() -> nn.Sequential:
@@ -56,3 +58,45 @@ def test_count_parameters_with_exclusions() -> None:
 def test_count_parameters_counts_shared_weights_once() -> None:
     layer = nn.Linear(4, 4)
     assert count_parameters(nn.Sequential(layer, layer)) == 20
+
+
+class _Sleeper(nn.Module):
+    """Takes at least 5 ms per forward; records how and how often it was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls: list[tuple[bool, bool]] = []  # (training, inference mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_inference_mode_enabled()))
+        time.sleep(0.005)
+        return x * self.scale
+
+
+def test_measure_latency_is_positive_milliseconds() -> None:
+    latency = measure_latency(_net(), (1, 3, 8, 8), device=torch.device("cpu"))
+    assert isinstance(latency, float) and 0 < latency < 1000
+
+
+def test_measure_latency_times_eval_passes_after_warmup() -> None:
+    sleeper = _Sleeper()
+    latency = measure_latency(sleeper, (2, 3), device=torch.device("cpu"), warmup=2, repeats=3)
+    assert latency >= 5.0
+    assert sleeper.calls == [(False, True)] * 5  # 2 untimed warm-up passes + 3 timed
+    assert sleeper.training
+
+
+def test_measure_latency_restores_modes() -> None:
+    net = _net()
+    net[1].eval()
+    measure_latency(net, (1, 3, 8, 8), device=torch.device("cpu"), warmup=0, repeats=1)
+    assert net.training and net[0].training and not net[1].training
+
+
+@pytest.mark.parametrize(("warmup", "repeats"), [(-1, 1), (0, 0)])
+def test_measure_latency_rejects_bad_counts(warmup: int, repeats: int) -> None:
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        measure_latency(
+            _net(), (1, 3, 8, 8), device=torch.device("cpu"), warmup=warmup, repeats=repeats
+        )

@@ -33,10 +33,15 @@ def digits() -> DatasetSplits:
 def _cnn(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),  # (B, 16, 8, 8)
-        nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU(),  # (B, 32, 4, 4)
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),  # (B, 16, 8, 8)
+        nn.Conv2d(16, 32, 3, padding=1, stride=2),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),  # (B, 32, 4, 4)
         nn.Dropout(0.1),  # exercises the seeded global generator
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 10),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 10),
     )
 
 
@@ -47,9 +52,15 @@ def _steps_per_epoch(data: DatasetSplits, batch_size: int = 64) -> int:
 def test_small_cnn_learns_digits_and_reports_every_epoch(digits: DatasetSplits) -> None:
     reports: list[EpochReport] = []
     steps: list[tuple[int, int]] = []
-    curve = train_standalone(_cnn(), digits, TrainSettings(epochs=3, lr=0.1), device=CPU,
-                             seed=1, on_epoch=reports.append,
-                             on_step=lambda step, total: steps.append((step, total)))
+    curve = train_standalone(
+        _cnn(),
+        digits,
+        TrainSettings(epochs=3, lr=0.1),
+        device=CPU,
+        seed=1,
+        on_epoch=reports.append,
+        on_step=lambda step, total: steps.append((step, total)),
+    )
     assert len(curve) == 3
     assert curve[-1] > 0.9  # about 0.97 in practice
     assert [report.epoch for report in reports] == [1, 2, 3]
@@ -66,8 +77,10 @@ def test_same_init_and_seed_give_the_same_curve(digits: DatasetSplits, optimizer
     settings = TrainSettings(epochs=2, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 3e-3)
     model = _cnn()
     twins = [copy.deepcopy(model) for _ in range(3)]
-    curves = [train_standalone(twin, digits, settings, device=CPU, seed=seed)
-              for twin, seed in zip(twins, (5, 5, 6), strict=True)]
+    curves = [
+        train_standalone(twin, digits, settings, device=CPU, seed=seed)
+        for twin, seed in zip(twins, (5, 5, 6), strict=True)
+    ]
     assert curves[0] == curves[1]
     for ours, theirs in zip(twins[0].parameters(), twins[1].parameters(), strict=True):
         assert torch.equal(ours, theirs)
@@ -96,8 +109,15 @@ def test_exception_in_on_epoch_propagates_and_stops(
         steps_run += 1
 
     with pytest.raises(error, match="stop here"):
-        train_standalone(_cnn(), digits, TrainSettings(epochs=5), device=CPU, seed=0,
-                         on_epoch=on_epoch, on_step=on_step)
+        train_standalone(
+            _cnn(),
+            digits,
+            TrainSettings(epochs=5),
+            device=CPU,
+            seed=0,
+            on_epoch=on_epoch,
+            on_step=on_step,
+        )
     assert epochs_seen == [1, 2]
     assert steps_run == 2 * _steps_per_epoch(digits)
 
@@ -164,17 +184,22 @@ def test_invalid_settings(overrides: dict[str, Any], field: str) -> None:
 
 
 def test_adamw_without_momentum_and_plain_sgd_are_valid(digits: DatasetSplits) -> None:
-    curve = train_standalone(_cnn(), digits, TrainSettings(epochs=1, momentum=0.0,
-                                                           grad_clip=0.0, label_smoothing=0.1),
-                             device=CPU, seed=0)
+    curve = train_standalone(
+        _cnn(),
+        digits,
+        TrainSettings(epochs=1, momentum=0.0, grad_clip=0.0, label_smoothing=0.1),
+        device=CPU,
+        seed=0,
+    )
     assert 0.0 <= curve[0] <= 1.0
     assert TrainSettings(epochs=3).as_dict()["optimizer"] == "sgd"
 
 
 def test_huge_learning_rate_diverges(digits: DatasetSplits) -> None:
     with pytest.raises(TrainingDiverged, match=r"lower lr=1e\+06") as error:
-        train_standalone(_cnn(), digits, TrainSettings(epochs=2, lr=1e6, grad_clip=0.0),
-                         device=CPU, seed=0)
+        train_standalone(
+            _cnn(), digits, TrainSettings(epochs=2, lr=1e6, grad_clip=0.0), device=CPU, seed=0
+        )
     assert isinstance(error.value, NasError)
 
 
@@ -190,8 +215,9 @@ class _NanNet(nn.Module):
 def test_nan_output_diverges_at_first_step(digits: DatasetSplits) -> None:
     epochs: list[EpochReport] = []
     with pytest.raises(TrainingDiverged, match="nan at epoch 1 step 1;"):
-        train_standalone(_NanNet(), digits, TrainSettings(epochs=2), device=CPU, seed=0,
-                         on_epoch=epochs.append)
+        train_standalone(
+            _NanNet(), digits, TrainSettings(epochs=2), device=CPU, seed=0, on_epoch=epochs.append
+        )
     assert epochs == []
 
 

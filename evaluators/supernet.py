@@ -1,0 +1,455 @@
+"""BigNAS single-stage supernet training: one set of shared weights for every child.
+
+Yu et al., "BigNAS: Scaling Up Neural Architecture Search with Big Single-Stage Models"
+(ECCV 2020). Every step trains, on the same batch, the biggest child (on the labels,
+with all the regularisation), the smallest child and a few random ones (the "sandwich
+rule"); those learn from the biggest child's predictions ("inplace distillation").
+The learning rate warms up linearly, then decays exponentially to a constant floor.
+
+Training resumes exactly from a checkpoint written after every epoch: the weights, the
+optimiser, the step counter and every random generator are restored, so an interrupted
+run ends with the same weights, bit for bit, as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from evaluators._supernet_state import make_fingerprint, restore, snapshot
+from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
+from evaluators.standalone import TrainingDiverged, evaluate_accuracy
+from nas.checkpoint import load_checkpoint, save_checkpoint
+from nas.errors import ConfigError, NasError
+from nas.random_trial import RandomTrial
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.data import DatasetSplits
+    from search_spaces.base import WeightSharingSpace
+
+ArchT = TypeVar("ArchT")
+# As in stand-alone training: losses stay on the device and are checked this often,
+# since reading one back every step would stall an accelerator's queue.
+_CHECK_EVERY = 25
+# Child sampling gets its own stream, apart from the data order seeded with the same seed.
+_CHILD_STREAM = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupernetSettings:
+    """How to train a weight-sharing supernet with the BigNAS recipe.
+
+    Attributes:
+        epochs: Passes over the training set. Not part of a checkpoint's identity: the
+            schedule does not depend on it, so a finished run can be extended.
+        batch_size: Examples per step; the last step of an epoch may be smaller.
+        lr: Peak learning rate, reached at the end of the warm-up.
+        momentum: SGD momentum (Nesterov when above 0).
+        weight_decay: L2 penalty, applied through the biggest child's loss only.
+        warmup_epochs: Epochs of linear warm-up from 0, rising every step.
+        lr_decay: Factor per epoch after the warm-up, applied smoothly every step.
+        final_lr_fraction: The learning rate never falls below ``lr`` times this.
+        random_children: Random children per step, besides the biggest and smallest.
+        label_smoothing: Label smoothing of the biggest child's cross-entropy.
+        grad_clip: Largest norm of a step's accumulated gradient; 0 disables clipping.
+        dropout: Dropout of the biggest child; the others train without.
+        drop_connect: Drop-connect (stochastic depth) of the biggest child only.
+        calibration_batches: Batches of training data that recalibrate BN statistics
+            before each validation.
+    """
+
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    warmup_epochs: int = 1
+    lr_decay: float = 0.97
+    final_lr_fraction: float = 0.05
+    random_children: int = 2
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    dropout: float = 0.1
+    drop_connect: float = 0.1
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "calibration_batches"):
+            _check(name, getattr(self, name), integer=True, low=1)
+        for name in ("warmup_epochs", "random_children"):
+            _check(name, getattr(self, name), integer=True, low=0)
+        _check("lr", self.lr, low=0.0, low_open=True)
+        _check("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check("weight_decay", self.weight_decay, low=0.0)
+        _check("lr_decay", self.lr_decay, low=0.0, low_open=True, high=1.0)
+        _check("final_lr_fraction", self.final_lr_fraction, low=0.0, high=1.0)
+        _check("grad_clip", self.grad_clip, low=0.0)
+        for name in ("label_smoothing", "dropout", "drop_connect"):
+            _check(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a flat JSON-safe dict, e.g. for trial user attributes."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def _check(
+    name: str,
+    value: object,
+    *,
+    integer: bool = False,
+    low: float,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+) -> None:
+    """Raise ``ConfigError`` unless ``value`` is a finite number within the bounds."""
+    ok = False
+    # bool is an int subclass, but epochs=True is surely a mistake.
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or not integer)
+    ):
+        ok = (
+            math.isfinite(value)
+            and (value > low if low_open else value >= low)
+            and (high is None or (value < high if high_open else value <= high))
+        )
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        if high is not None:
+            bound += f" and {'<' if high_open else '<='} {high:g}"
+        raise ConfigError(f"{name} must be {kind} {bound}, but got {name}={value!r}.")
+
+
+@dataclass(frozen=True)
+class SupernetEpochReport:
+    """What ``train_supernet`` reports after each epoch.
+
+    Attributes:
+        epoch: The epoch just finished, counted from 1.
+        epochs: Total epochs planned.
+        loss: Mean per-example sandwich loss over the epoch: the biggest child's
+            cross-entropy plus every other child's distillation loss (the weight-decay
+            penalty left out).
+        biggest_accuracy: Validation accuracy of the biggest child, 0..1, after BN
+            recalibration.
+        smallest_accuracy: The same for the smallest child.
+        lr: Learning rate of the epoch's last step.
+        seconds: Wall time of the epoch, training and validation.
+        resumed: True if the epoch was trained by an earlier call and read back from
+            the checkpoint.
+    """
+
+    epoch: int
+    epochs: int
+    loss: float
+    biggest_accuracy: float
+    smallest_accuracy: float
+    lr: float
+    seconds: float
+    resumed: bool = False
+
+
+# What a checkpoint stores per epoch: `resumed` describes a call, not the epoch.
+_REPORT_KEYS = tuple(field.name for field in fields(SupernetEpochReport) if field.name != "resumed")
+
+
+class _Supernet(Protocol):
+    """The methods ``WeightSharingSpace.supernet`` promises, for the type checker."""
+
+    def set_active(self, arch: Any) -> None: ...
+
+    def set_regularization(self, *, dropout: float, drop_connect: float) -> None: ...
+
+    def extract(self, arch: Any) -> nn.Module: ...
+
+
+def supernet_learning_rate(settings: SupernetSettings, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of global step ``step`` (counted from 0).
+
+    Linear warm-up over ``warmup_epochs`` (step ``s`` of ``W`` warm-up steps gets
+    ``lr * (s + 1) / W``, so no step is wasted at 0), then ``lr * lr_decay ** e`` with
+    ``e`` the fractional epochs since the warm-up, never below
+    ``lr * final_lr_fraction`` (BigNAS's "constant ending"). A function of the step
+    alone, so resuming needs only the step counter.
+    """
+    warmup_steps = settings.warmup_epochs * steps_per_epoch
+    if step < warmup_steps:
+        return settings.lr * (step + 1) / warmup_steps
+    decayed = settings.lr * settings.lr_decay ** ((step - warmup_steps) / steps_per_epoch)
+    return max(decayed, settings.lr * settings.final_lr_fraction)
+
+
+def train_supernet(
+    space: WeightSharingSpace[ArchT],
+    supernet: nn.Module,
+    data: DatasetSplits,
+    settings: SupernetSettings,
+    *,
+    device: torch.device,
+    seed: int,
+    checkpoint: Path,
+    on_epoch: Callable[[SupernetEpochReport], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[SupernetEpochReport]:
+    """Train ``supernet`` with the sandwich rule and inplace distillation; resume if possible.
+
+    Each step, on one batch: the biggest child, with dropout and drop-connect, learns
+    the labels (label-smoothed cross-entropy plus the weight-decay penalty); then,
+    without regularisation, the smallest child and ``random_children`` random ones
+    learn the biggest child's detached predictions (KL divergence). Their gradients
+    add up and make one clipped SGD step.
+
+    After each epoch the biggest and smallest children are extracted, their BN
+    statistics recalibrated on training data, and their validation accuracy measured;
+    then the checkpoint is written, and then ``on_epoch`` is called. If ``checkpoint``
+    exists, its epochs are reported through ``on_epoch`` (``resumed=True``) and training
+    continues after them; a checkpoint holding all ``epochs`` only loads its weights.
+
+    The same seed and initial weights give the same weights on the same device, with
+    or without interruptions: data order, child sampling (a numpy generator handed to
+    ``space.sample`` through ``RandomTrial``) and dropout (torch's global generator,
+    seeded with ``seed``) each follow a seeded stream saved in the checkpoint.
+
+    Args:
+        space: The weight-sharing space; samples children and names the extremes.
+        supernet: ``space.supernet(data.spec)``, moved to ``device`` in place; its
+            initial weights are replaced by the checkpoint's when resuming.
+        data: Training and validation sets.
+        settings: Recipe and epochs.
+        device: Where to train.
+        seed: Seeds data order, child sampling and torch's global generator.
+        checkpoint: File to resume from and to write after every epoch.
+        on_epoch: Called after each epoch's checkpoint; may raise to stop training.
+        on_step: Called after each step with (step in epoch from 1, steps per epoch).
+
+    Returns:
+        The reports of all epochs, including those read from the checkpoint.
+
+    Raises:
+        TrainingDiverged: The training loss became NaN or infinite.
+        CheckpointError: ``checkpoint`` is unreadable, holds more epochs than
+            ``settings.epochs``, or comes from other settings, seed, space or data.
+        NasError: The training set is empty.
+    """
+    net = _contract(supernet)
+    checkpoint = Path(checkpoint)
+    largest, smallest = space.largest(), space.smallest()
+    data_order = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        data.train,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=data_order,
+        num_workers=0,
+        drop_last=False,
+    )
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise NasError("Cannot train a supernet on an empty training set; add examples.")
+    supernet.to(device)
+    # Decay comes from the explicit L2 term in the biggest child's loss, not from here.
+    optimizer = torch.optim.SGD(
+        supernet.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.momentum > 0,
+        weight_decay=0.0,
+    )
+    children = np.random.default_rng([seed, _CHILD_STREAM])
+    fingerprint = make_fingerprint(space, data, settings, seed)
+    torch.manual_seed(seed)
+    reports: list[SupernetEpochReport] = []
+    if checkpoint.exists():
+        state = restore(
+            load_checkpoint(checkpoint),
+            checkpoint,
+            fingerprint=fingerprint,
+            settings=settings,
+            steps_per_epoch=steps_per_epoch,
+            supernet=supernet,
+            optimizer=optimizer,
+            data_order=data_order,
+            children=children,
+            device=device,
+            report_keys=_REPORT_KEYS,
+        )
+        reports = [
+            SupernetEpochReport(**{**report, "epochs": settings.epochs, "resumed": True})
+            for report in state.reports
+        ]
+        for report in reports:
+            if on_epoch is not None:
+                on_epoch(report)
+
+    params = [parameter for parameter in supernet.parameters() if parameter.requires_grad]
+    sandwich = _Sandwich(space, net, supernet, settings, params, largest, smallest, children)
+    for epoch in range(len(reports) + 1, settings.epochs + 1):
+        started = time.perf_counter()
+        supernet.train()
+        step_losses = torch.zeros(steps_per_epoch, device=device)
+        examples = 0
+        lr = settings.lr
+        for step, (inputs, targets) in enumerate(loader, start=1):
+            lr = supernet_learning_rate(
+                settings, (epoch - 1) * steps_per_epoch + step - 1, steps_per_epoch
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            inputs, targets = inputs.to(device), targets.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = sandwich.step(inputs, targets)
+            if settings.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            step_losses[step - 1] = loss * targets.shape[0]
+            examples += targets.shape[0]
+            if step % _CHECK_EVERY == 0 or step == steps_per_epoch:
+                _check_finite(step_losses[:step], epoch, settings)
+            if on_step is not None:
+                on_step(step, steps_per_epoch)
+        biggest, smallest_accuracy = (
+            _validate(net, arch, data, settings, device) for arch in (largest, smallest)
+        )
+        report = SupernetEpochReport(
+            epoch=epoch,
+            epochs=settings.epochs,
+            loss=float(step_losses.sum()) / max(examples, 1),
+            biggest_accuracy=biggest,
+            smallest_accuracy=smallest_accuracy,
+            lr=lr,
+            seconds=time.perf_counter() - started,
+        )
+        reports.append(report)
+        save_checkpoint(
+            checkpoint,
+            snapshot(
+                fingerprint=fingerprint,
+                epoch=epoch,
+                step=epoch * steps_per_epoch,
+                supernet=supernet,
+                optimizer=optimizer,
+                data_order=data_order,
+                children=children,
+                device=device,
+                reports=[_plain(r) for r in reports],
+            ),
+        )
+        if on_epoch is not None:
+            on_epoch(report)
+    return reports
+
+
+class _Sandwich:
+    """One sandwich-rule step: gradients of every child of the step, accumulated."""
+
+    def __init__(
+        self,
+        space: WeightSharingSpace[Any],
+        net: _Supernet,
+        module: nn.Module,
+        settings: SupernetSettings,
+        params: list[nn.Parameter],
+        largest: Any,
+        smallest: Any,
+        rng: np.random.Generator,
+    ) -> None:
+        self._space, self._net, self._module = space, net, module
+        self._settings, self._params = settings, params
+        self._largest, self._smallest, self._rng = largest, smallest, rng
+        self._criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Backpropagate every child's loss; return their detached sum."""
+        settings = self._settings
+        self._net.set_active(self._largest)
+        self._net.set_regularization(dropout=settings.dropout, drop_connect=settings.drop_connect)
+        logits = self._module(inputs)  # (B, classes)
+        loss = self._criterion(logits, targets)
+        total = loss.detach()
+        if settings.weight_decay > 0:
+            # Half the squared norm, so that the gradient is weight_decay * w as with SGD's
+            # own weight_decay; through this loss only, so only the biggest child decays.
+            penalty = sum(parameter.pow(2).sum() for parameter in self._params)
+            loss = loss + 0.5 * settings.weight_decay * penalty
+        loss.backward()
+        teacher = logits.detach().softmax(dim=1)  # (B, classes)
+        # BigNAS regularises only the biggest child: the small ones tend to underfit.
+        self._net.set_regularization(dropout=0.0, drop_connect=0.0)
+        # The space draws no randomness itself: RandomTrial answers its suggest_* calls
+        # from the seeded generator (duck-typed, hence the cast).
+        others = [self._smallest] + [
+            self._space.sample(cast("optuna.trial.BaseTrial", RandomTrial(self._rng)))
+            for _ in range(settings.random_children)
+        ]
+        for arch in others:
+            self._net.set_active(arch)
+            child = F.log_softmax(self._module(inputs), dim=1)
+            # KL(teacher || child): the soft cross-entropy minus the teacher's constant entropy.
+            distillation = F.kl_div(child, teacher, reduction="batchmean")
+            distillation.backward()
+            total = total + distillation.detach()
+        return total
+
+
+def _validate(
+    net: _Supernet, arch: Any, data: DatasetSplits, settings: SupernetSettings, device: torch.device
+) -> float:
+    # Extracting may build a module (random initialisation); it must not shift the random
+    # stream that training continues from.
+    with preserved_rng(device):
+        child = net.extract(arch).to(device)
+    recalibrate_batch_norm(
+        child,
+        data.train,
+        device=device,
+        batches=settings.calibration_batches,
+        batch_size=settings.batch_size,
+        seed=CALIBRATION_SEED,
+    )
+    return evaluate_accuracy(child, data.val, device=device)
+
+
+def _check_finite(step_losses: torch.Tensor, epoch: int, settings: SupernetSettings) -> None:
+    bad = ~torch.isfinite(step_losses)
+    if bool(bad.any()):
+        step = int(bad.nonzero()[0]) + 1
+        value = float(step_losses[step - 1])
+        hint = " or enable grad_clip (e.g. 1)" if settings.grad_clip == 0 else ""
+        raise TrainingDiverged(
+            f"Supernet training loss became {value} at epoch {epoch} step "
+            f"{step}; lower lr={settings.lr:g}{hint}."
+        )
+
+
+def _contract(supernet: nn.Module) -> _Supernet:
+    missing = [
+        name
+        for name in ("set_active", "set_regularization", "extract")
+        if not callable(getattr(supernet, name, None))
+    ]
+    if missing:
+        raise TypeError(
+            f"{type(supernet).__name__} is not a supernet: it lacks "
+            f"{', '.join(missing)} (see WeightSharingSpace.supernet)."
+        )
+    return cast(_Supernet, supernet)
+
+
+def _plain(report: SupernetEpochReport) -> dict[str, Any]:
+    plain = asdict(report)
+    return {key: plain[key] for key in _REPORT_KEYS}
