@@ -20,9 +20,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from nas.errors import ConfigError, close_match_hint, unknown_choice
 
-STRATEGIES = ("tpe", "random", "nsga2")
+STRATEGIES = ("tpe", "random", "nsga2", "coarse_to_fine")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
-OBJECTIVES = ("accuracy", "flops", "params")
+OBJECTIVES = ("accuracy", "flops", "params", "latency")
+EVALUATORS = ("standalone", "supernet")
 DATASETS = ("digits", "cifar10", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -37,6 +38,35 @@ class TrainConfig:
     weight_decay: float = 3e-4
     grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
     label_smoothing: float = 0.0
+
+
+@dataclass
+class SupernetConfig:
+    """Single-stage weight-sharing training (BigNAS); see evaluators/supernet.py."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05  # peak, after warm-up
+    momentum: float = 0.9
+    weight_decay: float = 3e-5  # biggest child only
+    warmup_epochs: int = 1
+    lr_decay: float = 0.97  # per epoch after warm-up
+    final_lr_fraction: float = 0.05  # constant ending: lr never below lr * this
+    random_children: int = 2  # sandwich: biggest + smallest + this many random children
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    dropout: float = 0.1  # biggest child only
+    drop_connect: float = 0.1  # biggest child only
+    calibration_batches: int = 8  # BN recalibration of each child before it is scored
+
+
+@dataclass
+class ConstraintsConfig:
+    """Budgets a child must meet to count (constrained search); null = no limit."""
+
+    max_flops: float | None = None
+    max_params: float | None = None
+    max_latency_ms: float | None = None
 
 
 @dataclass
@@ -59,7 +89,11 @@ class SearchConfig:
     pruner: str = "median"
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     keep_weights: bool = True
+    evaluator: str = "standalone"
+    coarse_trials: int | None = None  # coarse_to_fine: skeleton trials before fine mutation
     train: TrainConfig = field(default_factory=TrainConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,6 +229,7 @@ def validate_search(config: SearchConfig) -> None:
     _check_choice("dataset", config.dataset, DATASETS)
     _check_choice("strategy", config.strategy, STRATEGIES)
     _check_choice("pruner", config.pruner, PRUNERS)
+    _check_choice("evaluator", config.evaluator, EVALUATORS)
     _check_choice("train.optimizer", config.train.optimizer, OPTIMIZERS)
     if not _DEVICE_PATTERN.match(config.device):
         raise ConfigError(
@@ -215,6 +250,14 @@ def validate_search(config: SearchConfig) -> None:
             "strategy=nsga2 needs several objectives, e.g. objectives=[accuracy,flops]; "
             "use strategy=tpe for accuracy alone."
         )
+    if config.strategy == "coarse_to_fine" and len(config.objectives) > 1:
+        raise ConfigError(
+            "strategy=coarse_to_fine picks the most accurate child (under constraints.*): "
+            "use objectives=[accuracy], or strategy=nsga2 for a Pareto front."
+        )
+    for key, limit in vars(config.constraints).items():
+        _check_positive(f"constraints.{key}", limit, allow_none=True)
+    _check_positive("coarse_trials", config.coarse_trials, allow_none=True)
     _check_positive("trials", config.trials)
     _check_positive("epochs", config.epochs)
     _check_positive("timeout", config.timeout, allow_none=True)

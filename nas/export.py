@@ -31,13 +31,18 @@ class ExportResult:
 
 
 def select_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
-    """``best`` (highest accuracy; in multi-objective studies, of the Pareto front) or N."""
+    """``best`` (the most accurate trial that meets the constraints; in multi-objective
+    studies, of the Pareto front) or a trial number."""
     trials = study.get_trials(deepcopy=False)
     if which == "best":
-        complete = [t for t in trials if t.state.name == "COMPLETE"]
-        if not complete:
-            raise StudyError(f"Study '{study.study_name}' has no complete trial to export yet.")
-        candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+        from nas.report import best_trials
+
+        candidates = best_trials(study)
+        if not candidates:
+            raise StudyError(
+                f"Study '{study.study_name}' has no complete trial (meeting its constraints) "
+                "to export yet."
+            )
         return max(candidates, key=lambda t: t.values[0])
     if not which.isdigit():
         raise StudyError(f"trial must be 'best' or a trial number, but got trial={which!r}.")

@@ -27,6 +27,12 @@ class SearchReporter(Protocol):
     def step(self, number: int, step: int, steps: int) -> None: ...
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None: ...
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None: ...
+    def supernet_started(self, epochs: int) -> None: ...
+    def supernet_step(self, step: int, steps: int) -> None: ...
+    def supernet_epoch(
+        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
+    ) -> None: ...
+    def supernet_finished(self, biggest: float) -> None: ...
     def close(self) -> None: ...
 
 
@@ -53,8 +59,29 @@ class SilentReporter:
     def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
         pass
 
+    def supernet_started(self, epochs: int) -> None:
+        pass
+
+    def supernet_step(self, step: int, steps: int) -> None:
+        pass
+
+    def supernet_epoch(
+        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
+    ) -> None:
+        pass
+
+    def supernet_finished(self, biggest: float) -> None:
+        pass
+
     def close(self) -> None:
         pass
+
+
+def _supernet_line(epoch: int, epochs: int, loss: float, biggest: float, smallest: float) -> str:
+    return (
+        f"supernet epoch {epoch}/{epochs}: loss {loss:.4f}, "
+        f"val accuracy biggest {biggest:.4f} smallest {smallest:.4f}"
+    )
 
 
 class LogReporter:
@@ -97,6 +124,22 @@ class LogReporter:
             f"trial {number} {outcome}; {done}/{self._total} done, best {best}, ETA {self._eta()}"
         )
 
+    def supernet_started(self, epochs: int) -> None:
+        self._print(f"supernet: {epochs} epochs of sandwich training (resumes from its checkpoint)")
+
+    def supernet_step(self, step: int, steps: int) -> None:
+        pass
+
+    def supernet_epoch(
+        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
+    ) -> None:
+        self._print(_supernet_line(epoch, epochs, loss, biggest, smallest))
+
+    def supernet_finished(self, biggest: float) -> None:
+        self._print(
+            f"supernet ready (biggest child val accuracy {biggest:.4f}); searching children"
+        )
+
     def close(self) -> None:
         pass
 
@@ -118,6 +161,7 @@ class LiveReporter:
             transient=False,
         )
         self._trials: TaskID | None = None
+        self._supernet = TaskID(-1)
         self._current: TaskID | None = None
         self._epochs_done = 0
         self._last_accuracy = ""
@@ -155,6 +199,31 @@ class LiveReporter:
         self._console.print(f"trial {number} {escape(outcome)}")
         if self._trials is not None:
             self._progress.update(self._trials, completed=done, info=f"best {best}")
+
+    def supernet_started(self, epochs: int) -> None:
+        self._progress.start()
+        self._epochs_done = 0
+        self._supernet = self._progress.add_task("supernet", total=epochs, info="")
+
+    def supernet_step(self, step: int, steps: int) -> None:
+        self._progress.update(
+            self._supernet,
+            completed=self._epochs_done + step / steps,
+            info=f"epoch {self._epochs_done + 1} step {step}/{steps}{self._last_accuracy}",
+        )
+
+    def supernet_epoch(
+        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
+    ) -> None:
+        self._epochs_done = epoch
+        self._last_accuracy = f"  loss {loss:.3f} biggest {biggest:.3f} smallest {smallest:.3f}"
+        self._progress.update(self._supernet, completed=epoch, info=self._last_accuracy.strip())
+        self._console.print(escape(_supernet_line(epoch, epochs, loss, biggest, smallest)))
+
+    def supernet_finished(self, biggest: float) -> None:
+        self._progress.remove_task(self._supernet)
+        self._console.print(f"supernet ready (biggest child val accuracy {biggest:.4f})")
+        self._last_accuracy = ""
 
     def close(self) -> None:
         self._progress.stop()

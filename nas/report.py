@@ -9,9 +9,14 @@ from rich.table import Table
 from rich.text import Text
 
 from nas import store
+from nas.store import violation
 
 if TYPE_CHECKING:
     import optuna
+
+
+# cost column -> the trial user attribute holding it
+COST_ATTRS = {"params": "params", "flops": "flops", "latency": "latency_ms"}
 
 
 def _fmt(value: Any) -> str:
@@ -62,12 +67,30 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
     return table
 
 
+def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
+    """``a`` is at least as good as ``b`` everywhere and better somewhere."""
+    pairs = [(x * s, y * s) for x, y, s in zip(a, b, signs, strict=True)]
+    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+
 def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenTrial]:
-    """Pareto-optimal trials of a multi-objective study, else the ``top`` best by value."""
-    if len(study.directions) > 1:
-        return sorted(study.best_trials, key=lambda t: t.values[0], reverse=True)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    return sorted(complete, key=lambda t: t.value, reverse=True)[:top]  # type: ignore[arg-type,return-value]
+    """The trials worth showing, among those meeting the study's constraints.
+
+    Multi-objective: the Pareto front, cheapest first (so accuracy rises down the table).
+    Single objective: the ``top`` most accurate.
+    """
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.values and violation(t) == 0
+    ]
+    if len(study.directions) == 1:
+        return sorted(complete, key=lambda t: t.values[0], reverse=True)[:top]
+    signs = [1.0 if d.name == "MAXIMIZE" else -1.0 for d in study.directions]
+    front = [
+        t for t in complete if not any(_dominates(o.values, t.values, signs) for o in complete)
+    ]
+    return sorted(front, key=lambda t: (t.values[1], -t.values[0]))
 
 
 def best_table(study: optuna.Study, top: int = 10) -> Table:
@@ -82,14 +105,16 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
     table.add_column("trial", justify="right")
     for name in names:
         table.add_column(str(name), justify="right")
-    for extra in ("params", "flops"):
+    for extra in COST_ATTRS:
         if extra not in names:
             table.add_column(extra, justify="right")
     table.add_column("architecture", overflow="fold")
     for trial in best_trials(study, top):
         row = [str(trial.number)] + [_fmt(v) for v in trial.values]
         row += [
-            _fmt(trial.user_attrs.get(extra)) for extra in ("params", "flops") if extra not in names
+            _fmt(trial.user_attrs.get(attr))
+            for extra, attr in COST_ATTRS.items()
+            if extra not in names
         ]
         row.append(str(trial.user_attrs.get("arch_str", "?")))
         table.add_row(*map(Text, row))  # Text: architecture strings hold [brackets]

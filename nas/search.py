@@ -7,7 +7,6 @@ objectives. Everything a later run needs lives in the study store.
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -16,9 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.config import SearchConfig, study_name, to_container
-from nas.errors import NasError, StudyError
+from nas.errors import ConfigError, NasError, StudyError
 from nas.progress import SearchReporter, create_reporter
-from nas.strategies import create_pruner, create_sampler, derive_seed, directions
+from nas.runners import (
+    StandaloneRunner,
+    SupernetRunner,
+    TrialRunner,
+    supernet_checkpoint_path,
+    train_or_resume_supernet,
+)
+from nas.strategies import create_pruner, create_sampler, directions
 
 if TYPE_CHECKING:
     import optuna
@@ -38,103 +44,6 @@ class SearchOutcome:
     storage_url: str
 
 
-class _TrialRunner:
-    """Runs one trial from sampling to trained objectives; holds the per-search context."""
-
-    def __init__(
-        self,
-        config: SearchConfig,
-        space: SearchSpace[Any],
-        data: DatasetSplits,
-        device: torch.device,
-        artifact_dir: Path,
-        reporter: SearchReporter,
-    ) -> None:
-        from evaluators import TrainSettings
-
-        self.config = config
-        self.space = space
-        self.data = data
-        self.device = device
-        self.artifact_dir = artifact_dir
-        self.reporter = reporter
-        self.settings = TrainSettings(epochs=config.epochs, **to_container(config.train))
-        # Optuna's report()/prune only exist for single-objective studies.
-        self.prunable = len(config.objectives) == 1
-
-    def trial_seed(self, trial: optuna.Trial) -> int:
-        stored = trial.user_attrs.get("seed")  # set when retrying an interrupted trial
-        if type(stored) is int and 0 <= stored < 2**32:
-            return stored
-        return derive_seed(self.config.seed, trial.number)
-
-    def run(self, trial: optuna.Trial) -> list[float]:
-        import optuna
-        import torch
-
-        from evaluators import EpochReport, train_standalone
-        from nas.metrics import count_flops
-
-        seed = self.trial_seed(trial)
-        arch = self.space.sample(trial)
-        self.space.validate(arch)
-        described = self.space.describe(arch)
-        trial.set_user_attr("arch", self.space.encode(arch))
-        trial.set_user_attr("arch_str", described)
-        trial.set_user_attr("seed", seed)
-        self.reporter.trial_started(trial.number, described, self.config.epochs)
-
-        torch.manual_seed(seed)
-        model = self.space.build(arch, self.data.spec)
-        # Parameters of the deployable network: training-only parts (aux heads) excluded.
-        exported = self.space.export_state_dict(model)
-        params = sum(p.numel() for name, p in model.named_parameters() if name in exported)
-        flops = count_flops(model, self.data.spec.input_shape(1))
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("flops", flops)
-
-        curve: list[float] = []
-
-        def on_epoch(report: EpochReport) -> None:
-            curve.append(report.val_accuracy)
-            trial.set_user_attr("curve", curve)
-            self.reporter.epoch(trial.number, report.epoch, report.epochs, report.val_accuracy)
-            if self.prunable:
-                trial.report(report.val_accuracy, report.epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
-
-        train_standalone(
-            model,
-            self.data,
-            self.settings,
-            device=self.device,
-            seed=seed,
-            on_epoch=on_epoch,
-            on_step=lambda step, steps: self.reporter.step(trial.number, step, steps),
-        )
-        if self.config.keep_weights:
-            self._save_weights(trial, model)
-        values = {"accuracy": curve[-1], "flops": float(flops), "params": float(params)}
-        return [values[name] for name in self.config.objectives]
-
-    def _save_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
-        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-        from safetensors.torch import save_file
-
-        self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"trial-{trial.number}.safetensors"
-            save_file(tensors, str(path))
-            artifact_id = upload_artifact(
-                artifact_store=FileSystemArtifactStore(str(self.artifact_dir)),
-                file_path=str(path),
-                study_or_trial=trial,
-            )
-        trial.set_user_attr("weights", artifact_id)
-
-
 def best_summary(study: optuna.Study) -> str:
     """A short 'best so far' text for progress displays."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -146,7 +55,9 @@ def best_summary(study: optuna.Study) -> str:
     return f"{len(study.best_trials)} Pareto-optimal"
 
 
-def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage) -> optuna.Study:
+def _open_study(
+    config: SearchConfig, storage: optuna.storages.RDBStorage, space: SearchSpace[Any]
+) -> optuna.Study:
     """Create the study, or resume it after checking it was made with the same settings."""
     import optuna
 
@@ -163,7 +74,7 @@ def _open_study(config: SearchConfig, storage: optuna.storages.RDBStorage) -> op
         storage=storage,
         load_if_exists=True,
         directions=directions(config.objectives),
-        sampler=create_sampler(config, resumed_trials=n_trials),
+        sampler=create_sampler(config, resumed_trials=n_trials, space=space),
         pruner=create_pruner(config),
     )
     if not existing:
@@ -195,6 +106,34 @@ def _requeue_interrupted(study: optuna.Study) -> int:
     return count
 
 
+def _create_runner(
+    config: SearchConfig,
+    space: SearchSpace[Any],
+    data: DatasetSplits,
+    device: torch.device,
+    artifact_dir: Path,
+    reporter: SearchReporter,
+    study: optuna.Study,
+) -> TrialRunner:
+    """The trial runner for ``config.evaluator``; for supernets, train (or resume) first."""
+    from search_spaces.base import WeightSharingSpace
+
+    context = (config, space, data, device, artifact_dir, reporter)
+    if config.evaluator == "standalone":
+        return StandaloneRunner(*context)
+    if not isinstance(space, WeightSharingSpace):
+        raise ConfigError(
+            f"evaluator=supernet needs a weight-sharing space (bignas); space={config.space} "
+            "has no supernet. Use evaluator=standalone."
+        )
+    checkpoint = supernet_checkpoint_path(artifact_dir, study.study_name)
+    supernet, reports = train_or_resume_supernet(config, space, data, device, checkpoint, reporter)
+    # The supernet's training curve, for `nas show`.
+    curve = [{k: float(v) for k, v in vars(r).items() if k != "resumed"} for r in reports]
+    study.set_user_attr(store.ATTR_SUPERNET, curve)
+    return SupernetRunner(*context, supernet=supernet)
+
+
 def run_search(
     config: SearchConfig, reporter: SearchReporter | None = None, echo: Any = print
 ) -> SearchOutcome:
@@ -214,7 +153,7 @@ def run_search(
     data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     url = config.storage or store.default_storage_url()
     storage = store.open_storage(url)
-    study = _open_study(config, storage)
+    study = _open_study(config, storage, space)
     study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
     artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
 
@@ -231,15 +170,15 @@ def run_search(
         )
 
     reporter = reporter or create_reporter()
-    runner = _TrialRunner(config, space, data, device, artifact_dir, reporter)
     finished = len(store.finished_trials(study))
-    reporter.start(
-        study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
-    )
     started = time.monotonic()
     failures_in_row = 0
     interrupted = False
     try:
+        runner = _create_runner(config, space, data, device, artifact_dir, reporter, study)
+        reporter.start(
+            study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
+        )
         while finished < config.trials:
             if config.timeout is not None and time.monotonic() - started > config.timeout:
                 echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")

@@ -32,6 +32,7 @@ ATTR_SPACE = "nas.space"
 ATTR_IDENTITY = "nas.identity"
 ATTR_CONFIG = "nas.config"
 ATTR_DATA_SPEC = "nas.data_spec"
+ATTR_SUPERNET = "nas.supernet"  # the supernet's per-epoch training reports
 FINISHED_STATES = ("COMPLETE", "PRUNED")
 
 
@@ -122,18 +123,26 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna
 
 def study_identity(config: SearchConfig, space_options: Mapping[str, Any]) -> dict[str, Any]:
     """Settings that define what a study's results mean; resuming must not change them."""
-    return {
+    from nas.config import to_container
+
+    identity: dict[str, Any] = {
         "space": config.space,
         "dataset": config.dataset,
         "objectives": list(config.objectives),
-        "epochs": config.epochs,
         "model": dict(space_options),
-        "train": {
+        "evaluator": config.evaluator,
+        "constraints": to_container(config.constraints),
+    }
+    if config.evaluator == "standalone":
+        identity["epochs"] = config.epochs
+        identity["train"] = {
             "batch_size": config.train.batch_size,
             "optimizer": config.train.optimizer,
             "lr": config.train.lr,
-        },
-    }
+        }
+    else:  # children inherit the supernet's weights: its training defines the results
+        identity["supernet"] = to_container(config.supernet)
+    return identity
 
 
 def _differences(
@@ -216,3 +225,16 @@ def read_architecture(space: SearchSpace[Any], trial: optuna.trial.FrozenTrial) 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED_STATES]
+
+
+def violation(trial: optuna.trial.FrozenTrial) -> float:
+    """How far a trial is from its budgets (``constraint`` attribute; 0 when all are met).
+
+    The attribute is untrusted: anything but a list of numbers counts as infeasible.
+    """
+    values = trial.user_attrs.get("constraint", [])
+    if not isinstance(values, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        return float("inf")
+    return float(sum(max(0.0, float(v)) for v in values))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from nas.errors import unknown_choice
+from nas.errors import ConfigError, unknown_choice
 
 if TYPE_CHECKING:
     import optuna
 
     from nas.config import SearchConfig
+    from search_spaces.base import SearchSpace
 
 Direction = Literal["maximize", "minimize"]
 DIRECTIONS: dict[str, Direction] = {
     "accuracy": "maximize",
     "flops": "minimize",
     "params": "minimize",
+    "latency": "minimize",
 }
 
 
@@ -30,7 +32,14 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def create_sampler(config: SearchConfig, *, resumed_trials: int) -> optuna.samplers.BaseSampler:
+def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's ``constraints_func``: the trial's stored budget excesses (<= 0 is met)."""
+    return [float(v) for v in trial.user_attrs.get("constraint", [])]
+
+
+def create_sampler(
+    config: SearchConfig, *, resumed_trials: int, space: SearchSpace[Any]
+) -> optuna.samplers.BaseSampler:
     """The sampler for ``config.strategy``.
 
     The sampler's seed also mixes in how many trials the study already holds: reseeding
@@ -40,15 +49,34 @@ def create_sampler(config: SearchConfig, *, resumed_trials: int) -> optuna.sampl
 
     seed = derive_seed(config.seed, resumed_trials)
     multi = len(config.objectives) > 1
+    constrained = any(v is not None for v in vars(config.constraints).values())
+    constraints_func = constraint_values if constrained else None
     if config.strategy == "tpe":
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True
+            seed=seed,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            constraints_func=constraints_func,
         )
     if config.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.strategy == "nsga2" and multi:
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    raise unknown_choice("strategy", config.strategy, ["tpe", "random", "nsga2"])
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=8, constraints_func=constraints_func
+        )
+    if config.strategy == "coarse_to_fine":
+        from nas.coarse_to_fine import CoarseToFineSampler
+
+        skeleton = getattr(space, "skeleton_params", None)
+        if skeleton is None:
+            raise ConfigError(
+                f"strategy=coarse_to_fine needs a space with skeleton parameters (bignas); "
+                f"space={config.space} has none. Use strategy=tpe."
+            )
+        coarse = config.coarse_trials or max(1, config.trials // 2)
+        return CoarseToFineSampler(skeleton=skeleton(), coarse_trials=coarse, seed=seed)
+    raise unknown_choice("strategy", config.strategy, ["tpe", "random", "nsga2", "coarse_to_fine"])
 
 
 def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:

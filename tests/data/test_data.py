@@ -78,16 +78,24 @@ def test_digits_split_is_stratified(digits: DatasetSplits) -> None:
 
 # ---------------------------------------------------------------- CIFAR-10
 
-_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-            "test_batch")
+_BATCHES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+)
 _PER_BATCH = 20
 
 
 def _cifar_batches() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(0)
     return {
-        name: (rng.integers(0, 256, size=(_PER_BATCH, 3072), dtype=np.uint8),
-               rng.permutation(np.arange(_PER_BATCH) % 10).astype(np.int64))
+        name: (
+            rng.integers(0, 256, size=(_PER_BATCH, 3072), dtype=np.uint8),
+            rng.permutation(np.arange(_PER_BATCH) % 10).astype(np.int64),
+        )
         for name in _BATCHES
     }
 
@@ -106,8 +114,11 @@ def _write_python(root: Path, protocol: int = pickle.DEFAULT_PROTOCOL) -> Path:
     folder.mkdir(parents=True)
     for name, (data, labels) in _cifar_batches().items():
         with (folder / name).open("wb") as file:
-            pickle.dump({b"batch_label": name.encode(), b"data": data,
-                         b"labels": labels.tolist()}, file, protocol=protocol)
+            pickle.dump(
+                {b"batch_label": name.encode(), b"data": data, b"labels": labels.tolist()},
+                file,
+                protocol=protocol,
+            )
     return folder
 
 
@@ -119,8 +130,11 @@ def test_cifar10_binary_and_python_give_the_same_tensors(
     binary_folder = _write_binary(tmp_path / "bin")
     python_folder = _write_python(tmp_path / "py", protocol)
     loaded = [
-        load_dataset("cifar10", data_dir=str(folder if point_at == "batches" else folder.parent),
-                     augment=False)
+        load_dataset(
+            "cifar10",
+            data_dir=str(folder if point_at == "batches" else folder.parent),
+            augment=False,
+        )
         for folder in (binary_folder, python_folder)
     ]
     for data in loaded:

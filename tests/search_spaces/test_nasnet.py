@@ -61,9 +61,11 @@ def has_concat_combiner(arch: NASNetArch) -> bool:
 
 
 def reduction_identity_reads_input(arch: NASNetArch) -> bool:
-    return any((op == "identity" and src < 2)
-               for b in arch.reduction.blocks
-               for op, src in ((b.op1, b.input1), (b.op2, b.input2)))
+    return any(
+        (op == "identity" and src < 2)
+        for b in arch.reduction.blocks
+        for op, src in ((b.op1, b.input1), (b.op2, b.input2))
+    )
 
 
 def blk(i1: int, op1: str, i2: int, op2: str, combine: str = "add") -> Block:
@@ -102,20 +104,23 @@ def test_registered() -> None:
     assert isinstance(create_space("nasnet"), NASNetSpace)
 
 
-@pytest.mark.parametrize(("options", "needle"), [
-    ({"cell_per_stage": 2}, "Did you mean 'cells_per_stage'"),
-    ({"cells_per_stage": 0}, "model.cells_per_stage"),
-    ({"cells_per_stage": True}, "model.cells_per_stage"),
-    ({"cells_per_stage": 2.0}, "model.cells_per_stage"),
-    ({"init_channels": 1}, "model.init_channels"),
-    ({"stem_multiplier": "3"}, "model.stem_multiplier"),
-    ({"num_blocks": 0}, "model.num_blocks"),
-    ({"auxiliary_head": "yes"}, "model.auxiliary_head"),
-    ({"auxiliary_weight": -0.1}, "model.auxiliary_weight"),
-    ({"drop_path": 1.0}, "model.drop_path"),
-    ({"drop_path": math.nan}, "model.drop_path"),
-    ({"drop_path": True}, "model.drop_path"),
-])
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"cell_per_stage": 2}, "Did you mean 'cells_per_stage'"),
+        ({"cells_per_stage": 0}, "model.cells_per_stage"),
+        ({"cells_per_stage": True}, "model.cells_per_stage"),
+        ({"cells_per_stage": 2.0}, "model.cells_per_stage"),
+        ({"init_channels": 1}, "model.init_channels"),
+        ({"stem_multiplier": "3"}, "model.stem_multiplier"),
+        ({"num_blocks": 0}, "model.num_blocks"),
+        ({"auxiliary_head": "yes"}, "model.auxiliary_head"),
+        ({"auxiliary_weight": -0.1}, "model.auxiliary_weight"),
+        ({"drop_path": 1.0}, "model.drop_path"),
+        ({"drop_path": math.nan}, "model.drop_path"),
+        ({"drop_path": True}, "model.drop_path"),
+    ],
+)
 def test_bad_options_raise_config_error(options: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         NASNetSpace(**options)
@@ -205,10 +210,16 @@ def test_sample_asks_only_stable_categorical_parameters() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
     trial = study.ask()
     arch = space.sample(trial)
-    assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
-               for d in trial.distributions.values())
-    expected = {f"{cell}_b{b}_{field}" for cell in ("normal", "reduction") for b in range(3)
-                for field in ("input1", "input2", "op1", "op2", "combine")}
+    assert all(
+        isinstance(d, optuna.distributions.CategoricalDistribution)
+        for d in trial.distributions.values()
+    )
+    expected = {
+        f"{cell}_b{b}_{field}"
+        for cell in ("normal", "reduction")
+        for b in range(3)
+        for field in ("input1", "input2", "op1", "op2", "combine")
+    }
     assert set(trial.params) == expected
     categorical = optuna.distributions.CategoricalDistribution
     assert trial.distributions["reduction_b2_input1"] == categorical([0, 1, 2, 3])
@@ -228,6 +239,7 @@ def _mutate(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], Any
         else:
             target[path[-1]] = value
         return data
+
     return apply
 
 
@@ -244,8 +256,11 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("non-string-key", _mutate((1,), 2), "architecture"),
     ("cell-not-dict", _mutate(("normal",), [1, 2]), "normal"),
     ("blocks-string", _mutate(("normal", "blocks"), "b0b1b2b3b4"), "normal.blocks"),
-    ("too-few-blocks", lambda d: _mutate(("normal", "blocks"), d["normal"]["blocks"][:4])(d),
-     "normal.blocks"),
+    (
+        "too-few-blocks",
+        lambda d: _mutate(("normal", "blocks"), d["normal"]["blocks"][:4])(d),
+        "normal.blocks",
+    ),
     ("huge-block-list", _mutate(("reduction", "blocks"), [{}] * 100_000), "reduction.blocks"),
     ("block-not-dict", _mutate(_B0, 7), "normal.blocks[0]"),
     ("block-missing-key", _mutate((*_B0, "combine"), _DELETE), "normal.blocks[0]"),
@@ -253,8 +268,11 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("input-bool", _mutate((*_B0, "input1"), True), "normal.blocks[0].input1"),
     ("input-negative", _mutate((*_B0, "input2"), -1), "normal.blocks[0].input2"),
     ("input-forward-ref", _mutate((*_B0, "input1"), 2), "normal.blocks[0].input1"),
-    ("input-float", _mutate(("reduction", "blocks", 3, "input2"), 1.0),
-     "reduction.blocks[3].input2"),
+    (
+        "input-float",
+        _mutate(("reduction", "blocks", 3, "input2"), 1.0),
+        "reduction.blocks[3].input2",
+    ),
     ("input-string", _mutate((*_B0, "input1"), "1"), "normal.blocks[0].input1"),
     ("input-huge", _mutate((*_B0, "input1"), 10**100), "normal.blocks[0].input1"),
     ("op-unknown", _mutate((*_B0, "op1"), "sep_conv_9x9"), "normal.blocks[0].op1"),
@@ -269,16 +287,21 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("concat-string", _mutate(("normal", "concat"), "023456"), "normal.concat"),
     ("concat-bool", _mutate(("normal", "concat"), [True, 2, 3, 4, 5, 6]), "normal.concat"),
     ("concat-huge", _mutate(("normal", "concat"), list(range(100_000))), "normal.concat"),
-    ("reduction-concat-input", _mutate(("reduction", "concat"), [0, 3, 4, 5, 6]),
-     "reduction.concat"),
+    (
+        "reduction-concat-input",
+        _mutate(("reduction", "concat"), [0, 3, 4, 5, 6]),
+        "reduction.concat",
+    ),
     ("dead-block", _mutate(("normal", "concat"), [0, 2, 3, 4, 5]), "normal.concat"),
 ]
 
 
-@pytest.mark.parametrize(("mutate", "field"), [(m, f) for _, m, f in MALFORMED],
-                         ids=[name for name, _, _ in MALFORMED])
-def test_decode_rejects_malformed_input(mutate: Callable[[dict[str, Any]], Any],
-                                        field: str) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "field"), [(m, f) for _, m, f in MALFORMED], ids=[name for name, _, _ in MALFORMED]
+)
+def test_decode_rejects_malformed_input(
+    mutate: Callable[[dict[str, Any]], Any], field: str
+) -> None:
     space = NASNetSpace()
     data = mutate(copy.deepcopy(space.encode(NASNET_A)))
     with pytest.raises(ArchitectureError) as info:
@@ -292,8 +315,10 @@ def test_decode_rejects_malformed_input(mutate: Callable[[dict[str, Any]], Any],
 def test_validate_rejects_hand_built_values() -> None:
     space = NASNetSpace()
     bad_block = NASNetArch(
-        normal=Cell(blocks=(blk(True, "identity", 0, "identity"), *NASNET_A.normal.blocks[1:]),
-                    concat=NASNET_A.normal.concat),
+        normal=Cell(
+            blocks=(blk(True, "identity", 0, "identity"), *NASNET_A.normal.blocks[1:]),
+            concat=NASNET_A.normal.concat,
+        ),
         reduction=NASNET_A.reduction,
     )
     for arch in (None, "nasnet-a", bad_block):
@@ -431,8 +456,13 @@ def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
         save_file(space.export_state_dict(model), tmp_path / f"{name}.weights.safetensors")
         save_file({"x": x, "y": y}, tmp_path / f"{name}.io.safetensors")
 
-    result = subprocess.run([sys.executable, "-c", _CHECK_EXPORTS, *archs], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK_EXPORTS, *archs],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     diffs = json.loads(result.stdout)
     assert len(diffs) == len(archs)

@@ -1,0 +1,247 @@
+"""How one trial turns a sampled architecture into objectives.
+
+Both runners share the bookkeeping (architecture, seed, costs, constraints, weights);
+they differ in where the network and its accuracy come from:
+
+* :class:`StandaloneRunner` builds the network and trains it from scratch, reporting
+  every epoch so that a pruner may stop it;
+* :class:`SupernetRunner` extracts the child from a trained supernet, recalibrates its
+  BN statistics on training batches and scores it without training.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.config import SearchConfig, to_container
+from nas.progress import SearchReporter
+from nas.strategies import derive_seed
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+    from evaluators import SupernetEpochReport
+    from nas.data import DatasetSplits
+    from search_spaces.base import SearchSpace, WeightSharingSpace
+
+
+class TrialRunner:
+    """Runs one trial from sampling to objectives; holds the per-search context."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        space: SearchSpace[Any],
+        data: DatasetSplits,
+        device: torch.device,
+        artifact_dir: Path,
+        reporter: SearchReporter,
+    ) -> None:
+        self.config = config
+        self.space = space
+        self.data = data
+        self.device = device
+        self.artifact_dir = artifact_dir
+        self.reporter = reporter
+
+    def trial_seed(self, trial: optuna.Trial) -> int:
+        stored = trial.user_attrs.get("seed")  # set when retrying an interrupted trial
+        if type(stored) is int and 0 <= stored < 2**32:
+            return stored
+        return derive_seed(self.config.seed, trial.number)
+
+    def run(self, trial: optuna.Trial) -> list[float]:
+        seed = self.trial_seed(trial)
+        arch = self.space.sample(trial)
+        self.space.validate(arch)
+        described = self.space.describe(arch)
+        trial.set_user_attr("arch", self.space.encode(arch))
+        trial.set_user_attr("arch_str", described)
+        trial.set_user_attr("seed", seed)
+        self.reporter.trial_started(trial.number, described, self.config.epochs)
+
+        model = self.prepare(arch, seed)
+        costs = self.record_costs(trial, model)
+        accuracy = self.score(trial, model, seed)
+        if self.config.keep_weights:
+            self.save_weights(trial, model)
+        values = {"accuracy": accuracy, **costs}
+        return [values[name] for name in self.config.objectives]
+
+    def prepare(self, arch: Any, seed: int) -> nn.Module:
+        """The network whose costs are measured and which ``score`` evaluates."""
+        raise NotImplementedError
+
+    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
+        """Validation accuracy (fraction) of ``model``."""
+        raise NotImplementedError
+
+    def record_costs(self, trial: optuna.Trial, model: nn.Module) -> dict[str, float]:
+        """Parameters, FLOPs and latency of the deployable network, plus budget excesses."""
+        from nas.metrics import count_flops, measure_latency
+
+        # Training-only parts (auxiliary heads) are not deployed, so not counted.
+        exported = self.space.export_state_dict(model)
+        params = sum(p.numel() for name, p in model.named_parameters() if name in exported)
+        shape = self.data.spec.input_shape(1)
+        costs = {
+            "params": float(params),
+            "flops": float(count_flops(model, shape)),
+            "latency": measure_latency(model, shape, device=self.device),
+        }
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("flops", int(costs["flops"]))
+        trial.set_user_attr("latency_ms", costs["latency"])
+        limits = self.config.constraints
+        budgets = [
+            (costs["flops"], limits.max_flops),
+            (costs["params"], limits.max_params),
+            (costs["latency"], limits.max_latency_ms),
+        ]
+        excess = [value - limit for value, limit in budgets if limit is not None]
+        if excess:
+            trial.set_user_attr("constraint", excess)
+        return costs
+
+    def save_weights(self, trial: optuna.Trial, model: nn.Module) -> None:
+        """Store the trained (or inherited and recalibrated) weights as an Optuna artifact."""
+        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+        from safetensors.torch import save_file
+
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{trial.number}.safetensors"
+            save_file(tensors, str(path))
+            artifact_id = upload_artifact(
+                artifact_store=FileSystemArtifactStore(str(self.artifact_dir)),
+                file_path=str(path),
+                study_or_trial=trial,
+            )
+        trial.set_user_attr("weights", artifact_id)
+
+
+class StandaloneRunner(TrialRunner):
+    """Train every sampled network from scratch for ``config.epochs``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from evaluators import TrainSettings
+
+        super().__init__(*args, **kwargs)
+        self.settings = TrainSettings(epochs=self.config.epochs, **to_container(self.config.train))
+        # Optuna's report()/prune only exist for single-objective studies.
+        self.prunable = len(self.config.objectives) == 1
+
+    def prepare(self, arch: Any, seed: int) -> nn.Module:
+        import torch
+
+        torch.manual_seed(seed)  # the initial weights belong to the trial's seed
+        return self.space.build(arch, self.data.spec)
+
+    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
+        import optuna
+
+        from evaluators import EpochReport, train_standalone
+
+        curve: list[float] = []
+
+        def on_epoch(report: EpochReport) -> None:
+            curve.append(report.val_accuracy)
+            trial.set_user_attr("curve", curve)
+            self.reporter.epoch(trial.number, report.epoch, report.epochs, report.val_accuracy)
+            if self.prunable:
+                trial.report(report.val_accuracy, report.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
+
+        train_standalone(
+            model,
+            self.data,
+            self.settings,
+            device=self.device,
+            seed=seed,
+            on_epoch=on_epoch,
+            on_step=lambda step, steps: self.reporter.step(trial.number, step, steps),
+        )
+        return curve[-1]
+
+
+class SupernetRunner(TrialRunner):
+    """Score children of a trained supernet with inherited weights (no retraining)."""
+
+    def __init__(self, *args: Any, supernet: nn.Module, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.supernet = supernet
+
+    def prepare(self, arch: Any, seed: int) -> nn.Module:
+        return self.supernet.extract(arch)  # type: ignore[operator]
+
+    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
+        from evaluators import CALIBRATION_SEED, evaluate_accuracy, recalibrate_batch_norm
+
+        # Every child sees the same calibration batches, so their scores compare fairly.
+        recalibrate_batch_norm(
+            model,
+            self.data.train,
+            device=self.device,
+            batches=self.config.supernet.calibration_batches,
+            batch_size=self.config.supernet.batch_size,
+            seed=CALIBRATION_SEED,
+        )
+        accuracy = evaluate_accuracy(model, self.data.val, device=self.device)
+        self.reporter.epoch(trial.number, 1, 1, accuracy)
+        return accuracy
+
+
+def supernet_checkpoint_path(artifact_dir: Path, study_name: str) -> Path:
+    """Where a study's supernet checkpoint lives (one file per study)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)
+    return artifact_dir / "supernets" / f"{safe}.ckpt"
+
+
+def train_or_resume_supernet(
+    config: SearchConfig,
+    space: WeightSharingSpace[Any],
+    data: DatasetSplits,
+    device: torch.device,
+    checkpoint: Path,
+    reporter: SearchReporter,
+) -> tuple[nn.Module, list[SupernetEpochReport]]:
+    """The study's supernet: trained now, resumed from its checkpoint, or reused when done;
+    with its training reports for every epoch (those of earlier runs included)."""
+    from evaluators import SupernetSettings, train_supernet
+
+    settings = SupernetSettings(**to_container(config.supernet))
+    supernet = space.supernet(data.spec).to(device)
+    reporter.supernet_started(settings.epochs)
+
+    def on_epoch(report: SupernetEpochReport) -> None:
+        if report.resumed:  # replayed from the checkpoint: already shown in an earlier run
+            return
+        reporter.supernet_epoch(
+            report.epoch,
+            report.epochs,
+            report.loss,
+            report.biggest_accuracy,
+            report.smallest_accuracy,
+        )
+
+    reports = train_supernet(
+        space,
+        supernet,
+        data,
+        settings,
+        device=device,
+        seed=config.seed,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        on_step=reporter.supernet_step,
+    )
+    reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))
+    supernet.eval()
+    return supernet, reports
