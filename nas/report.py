@@ -90,7 +90,11 @@ def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenT
     front = [
         t for t in complete if not any(_dominates(o.values, t.values, signs) for o in complete)
     ]
-    return sorted(front, key=lambda t: (t.values[1], -t.values[0]))
+    # Samplers may propose a child again; list each architecture once (its first trial).
+    unique: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in sorted(front, key=lambda t: t.number):
+        unique.setdefault(str(trial.user_attrs.get("arch", trial.number)), trial)
+    return sorted(unique.values(), key=lambda t: (t.values[1], -t.values[0]))
 
 
 def best_table(study: optuna.Study, top: int = 10) -> Table:

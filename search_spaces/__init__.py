@@ -16,13 +16,21 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from nas.errors import unknown_choice
-from search_spaces.base import DataSpec, SearchSpace
+from search_spaces.base import DataSpec, SearchSpace, WeightSharingSpace
 
-__all__ = ["DataSpec", "SearchSpace", "create_space", "get_space_class", "list_spaces",
-           "register_space"]
+__all__ = [
+    "DataSpec",
+    "SearchSpace",
+    "WeightSharingSpace",
+    "create_space",
+    "get_space_class",
+    "list_spaces",
+    "register_space",
+]
 
 # name -> module that registers it on import; keeps `import search_spaces` cheap.
 _BUILTIN_MODULES: dict[str, str] = {
+    "bignas": "search_spaces.bignas",
     "nasnet": "search_spaces.nasnet",
 }
 _REGISTRY: dict[str, type[SearchSpace[Any]]] = {}

@@ -1,0 +1,208 @@
+"""The BigNAS elastic MobileNetV3-like space (Yu et al. 2020) behind ``WeightSharingSpace``."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from nas.errors import ConfigError, close_match_hint, unknown_choice
+from search_spaces import register_space
+from search_spaces.base import DataSpec, WeightSharingSpace
+from search_spaces.bignas.arch import (
+    BigNASArch,
+    StageArch,
+    decode_arch,
+    describe_arch,
+    encode_arch,
+    extreme_arch,
+    validate_arch,
+)
+from search_spaces.bignas.model import build_network
+from search_spaces.bignas.presets import PRESETS, Preset
+from search_spaces.bignas.supernet import BigNASSupernet
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import optuna
+    from torch import nn
+
+_OPTIONS = ("preset", "dropout", "drop_connect")
+
+
+def _rate(name: str, value: object, default: float) -> float:
+    if value is None:
+        return default
+    # bool is an int subclass; `dropout: true` is a mistake, not 1.0.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number) and 0.0 <= number < 1.0:
+            return number
+    raise ConfigError(f"model.{name} must be a number in [0, 1), got {value!r}.")
+
+
+def _check_data(data: object) -> DataSpec:
+    if not isinstance(data, DataSpec):
+        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
+    for field in ("in_channels", "num_classes", "image_size"):
+        value = getattr(data, field)
+        if type(value) is not int or value < 1:
+            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
+    return data
+
+
+def _suggest(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[int]) -> int:
+    """Ask for one of ``choices``; evenly spaced ones as an (ordered) int range.
+
+    An ordered range lets TPE, NSGA-II and the coarse-to-fine sampler treat neighbouring
+    widths as similar; a dimension with a single choice is not asked at all.
+    """
+    if len(choices) == 1:
+        return choices[0]
+    step = choices[1] - choices[0]
+    if all(b - a == step for a, b in itertools.pairwise(choices)):
+        return trial.suggest_int(name, choices[0], choices[-1], step=step)
+    # Not coerced: a replayed answer is checked by `validate` like any stored value.
+    return cast(int, trial.suggest_categorical(name, list(choices)))
+
+
+@register_space
+class BigNASSpace(WeightSharingSpace[BigNASArch]):
+    """Elastic MobileNetV3-like children of one supernet (BigNAS, Yu et al. 2020).
+
+    Elastic per child: input resolution, stem width, per stage width and depth, per block
+    depthwise kernel size and expansion ratio, and the width of the last 1x1 conv.
+
+    Args:
+        preset: ``"tiny"`` (8x8 digits on a CPU) or ``"imagenet"`` (the paper's space).
+        dropout: Dropout before the classifier, for the biggest child in the supernet and
+            for stand-alone children; default the preset's (0.1 for both).
+        drop_connect: Stochastic-depth rate of the last block (linear in depth); default
+            the preset's (0.1 imagenet, 0.05 tiny).
+
+    Raises:
+        ConfigError: An unknown option, or a value of the wrong type or range.
+    """
+
+    name: ClassVar[str] = "bignas"
+
+    def __init__(
+        self,
+        *,
+        preset: str = "tiny",
+        dropout: float | None = None,
+        drop_connect: float | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(
+                f"Unknown option 'model.{key}' for search space 'bignas'. "
+                f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS)
+            )
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise unknown_choice("model.preset", preset, PRESETS)
+        self.preset: Preset = PRESETS[preset]
+        self.dropout = _rate("dropout", dropout, self.preset.dropout)
+        self.drop_connect = _rate("drop_connect", drop_connect, self.preset.drop_connect)
+
+    # ------------------------------------------------------------------ architectures
+    def sample(self, trial: optuna.trial.BaseTrial) -> BigNASArch:
+        """Ask for every elastic choice, define-by-run.
+
+        Parameter names: ``resolution``, ``stem``, ``s{i}_width``, ``s{i}_depth``, then
+        ``s{i}_b{j}_kernel`` and ``s{i}_b{j}_expand`` for the blocks ``j < depth`` only,
+        and ``head``. Evenly spaced choices are asked with ``suggest_int(low, high,
+        step)``, others with ``suggest_categorical``; single choices are not asked.
+        """
+        p = self.preset
+        resolution = _suggest(trial, "resolution", p.resolutions)
+        stem = _suggest(trial, "stem", p.stems)
+        stages = []
+        for i, spec in enumerate(p.stages):
+            width = _suggest(trial, f"s{i}_width", spec.widths)
+            depth = _suggest(trial, f"s{i}_depth", spec.depths)
+            kernels, expands = [], []
+            for j in range(depth):
+                kernels.append(_suggest(trial, f"s{i}_b{j}_kernel", spec.kernels))
+                expands.append(_suggest(trial, f"s{i}_b{j}_expand", spec.expands))
+            stages.append(StageArch(width, depth, tuple(kernels), tuple(expands)))
+        head = _suggest(trial, "head", p.heads)
+        arch = BigNASArch(resolution, stem, tuple(stages), head)
+        # Replayed answers (e.g. from a stored trial) are untrusted like any stored value.
+        self.validate(arch)
+        return arch
+
+    def skeleton_params(self) -> set[str]:
+        """Names of the coarse (skeleton) parameters: resolution, widths and depths.
+
+        BigNAS's coarse-to-fine selection first searches these, then mutates the rest
+        (``s{i}_b{j}_kernel`` / ``s{i}_b{j}_expand``). Only parameters that ``sample``
+        asks (more than one choice) are listed.
+        """
+        p = self.preset
+        named = [("resolution", p.resolutions), ("stem", p.stems), ("head", p.heads)]
+        for i, spec in enumerate(p.stages):
+            named += [(f"s{i}_width", spec.widths), (f"s{i}_depth", spec.depths)]
+        return {name for name, choices in named if len(choices) > 1}
+
+    def encode(self, arch: BigNASArch) -> dict[str, Any]:
+        self.validate(arch)
+        return encode_arch(arch)
+
+    def decode(self, data: Any) -> BigNASArch:
+        return decode_arch(data, self.preset)
+
+    def validate(self, arch: BigNASArch) -> None:
+        validate_arch(arch, self.preset)
+
+    def describe(self, arch: BigNASArch) -> str:
+        self.validate(arch)
+        return describe_arch(arch)
+
+    def largest(self) -> BigNASArch:
+        return extreme_arch(self.preset, max)
+
+    def smallest(self) -> BigNASArch:
+        return extreme_arch(self.preset, min)
+
+    # ------------------------------------------------------------------ networks
+    def build(self, arch: BigNASArch, data: DataSpec) -> nn.Module:
+        """A freshly initialised static child with the space's dropout and drop-connect."""
+        self.validate(arch)
+        data = _check_data(data)
+        return build_network(
+            arch,
+            self.preset,
+            data.in_channels,
+            data.num_classes,
+            dropout=self.dropout,
+            drop_connect=self.drop_connect,
+        )
+
+    def supernet(self, data: DataSpec) -> BigNASSupernet:
+        """A freshly initialised supernet; the largest child is active, regularised with
+        the space's dropout and drop-connect."""
+        data = _check_data(data)
+        return BigNASSupernet(
+            self.preset,
+            data.in_channels,
+            data.num_classes,
+            dropout=self.dropout,
+            drop_connect=self.drop_connect,
+        )
+
+    def export_source(self, arch: BigNASArch, data: DataSpec) -> str:
+        from search_spaces.bignas.codegen import export_source
+
+        self.validate(arch)
+        data = _check_data(data)
+        return export_source(
+            arch,
+            self.preset,
+            data.in_channels,
+            data.num_classes,
+            dropout=self.dropout,
+            drop_connect=self.drop_connect,
+        )

@@ -1,0 +1,153 @@
+"""`nas search space=bignas`: train the supernet once, search its children, resume, export."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nas import store
+from nas.cli import main
+from nas.data import load_dataset
+from nas.report import best_trials
+from nas.runners import supernet_checkpoint_path
+
+DB = Path("nas-runs/nas.db")
+ARTIFACTS = Path("nas-runs/artifacts")
+# A short supernet training and a handful of children keep each story to seconds.
+TINY_BIGNAS = ["space=bignas", "supernet.epochs=2", "supernet.calibration_batches=2", "trials=4"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def load(name: str = "bignas-digits") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{DB}")
+
+
+def test_search_trains_once_then_resumes_without_retraining(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "search", *TINY_BIGNAS)
+    assert code == 0, err
+    assert "supernet epoch 2/2" in out and "Pareto front" in out
+    checkpoint = supernet_checkpoint_path(ARTIFACTS, "bignas-digits")
+    assert checkpoint.is_file()
+    study = load()
+    assert len(study.user_attrs[store.ATTR_SUPERNET]) == 2
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    for trial in trials:
+        assert trial.values[1] == trial.user_attrs["flops"]
+        assert trial.user_attrs["latency_ms"] > 0 and "weights" in trial.user_attrs
+    # The Pareto front is listed cheapest first, so accuracy rises down the table.
+    front = best_trials(study)
+    assert front
+    assert [t.values[1] for t in front] == sorted(t.values[1] for t in front)
+    assert [t.values[0] for t in front] == sorted(t.values[0] for t in front)
+
+    stamp = checkpoint.stat().st_mtime_ns
+    code, out, _ = run(capsys, "search", *TINY_BIGNAS, "trials=6")
+    assert code == 0
+    assert "supernet epoch" not in out  # the finished supernet is reused, not retrained
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert [t.number for t in load().get_trials()] == list(range(6))
+
+
+def test_exported_child_scores_what_the_trial_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, "search", *TINY_BIGNAS)[0] == 0
+    code, out, err = run(capsys, "export", "study=bignas-digits", "trial=best", "out=child.py")
+    assert code == 0, err
+    study = load()
+    number = int(out.split()[1])
+    recorded = study.get_trials()[number].values[0]
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import child  # the generated file, imports only torch
+    finally:
+        sys.path.remove(str(tmp_path))
+    model = child.build_network()
+    model.load_state_dict(load_file("child.safetensors"), strict=True)
+    model.eval()
+    val = load_dataset("digits").val
+    images = torch.stack([val[i][0] for i in range(len(val))])
+    labels = torch.stack([torch.as_tensor(val[i][1]) for i in range(len(val))])
+    with torch.no_grad():
+        accuracy = int((model(images).argmax(1) == labels).sum()) / len(labels)
+    assert accuracy == pytest.approx(recorded, abs=1e-9)
+
+
+def test_constrained_coarse_to_fine_keeps_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "search",
+        *TINY_BIGNAS,
+        "trials=6",
+        "objectives=[accuracy]",
+        "strategy=coarse_to_fine",
+        "coarse_trials=3",
+        "constraints.max_flops=2e6",
+    )
+    assert code == 0, err
+    trials = load().get_trials()
+    assert all("constraint" in t.user_attrs for t in trials)
+    feasible = [t for t in trials if t.user_attrs["flops"] <= 2e6]
+    code, out, _ = run(capsys, "export", "study=bignas-digits", "trial=best", "out=c.py")
+    if feasible:
+        assert code == 0
+        best = max(feasible, key=lambda t: t.value)
+        assert out.startswith(f"trial {best.number} ")
+    else:
+        assert code == 2
+
+
+def test_supernet_evaluator_needs_a_weight_sharing_space(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "search", "space=nasnet", "evaluator=supernet")
+    assert code == 2 and "needs a weight-sharing space" in err
+
+
+def test_ctrl_c_in_supernet_training_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "nas",
+        "search",
+        "space=bignas",
+        "supernet.epochs=3",
+        "supernet.calibration_batches=2",
+        "trials=2",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 180
+    for line in process.stdout:
+        if "supernet epoch 1/3" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Resume with: nas search space=bignas" in err
+
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "supernet epoch 1/3" not in done.stdout  # epoch 1 came from the checkpoint
+    assert "supernet epoch 3/3" in done.stdout
+    study = load()
+    assert [r["epoch"] for r in study.user_attrs[store.ATTR_SUPERNET]] == [1.0, 2.0, 3.0]
