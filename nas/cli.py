@@ -92,12 +92,15 @@ def cmd_studies(args: Sequence[str]) -> int:
 def cmd_show(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ShowConfig, compose
-    from nas.report import best_table
+    from nas.report import best_table, supernet_summary
 
     config = compose(ShowConfig, args)
     if config.top <= 0:
         raise ConfigError(f"'top' must be > 0, but got top={config.top}.")
     study = store.load_study(store.open_storage(config.storage), config.study)
+    summary = supernet_summary(study)
+    if summary is not None:
+        print(summary)
     _console().print(best_table(study, config.top))
     return 0
 

@@ -123,3 +123,20 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
         row.append(str(trial.user_attrs.get("arch_str", "?")))
         table.add_row(*map(Text, row))  # Text: architecture strings hold [brackets]
     return table
+
+
+def supernet_summary(study: optuna.Study) -> str | None:
+    """One line on the study's supernet training, or None for stand-alone studies."""
+    reports = study.user_attrs.get(store.ATTR_SUPERNET)
+    if not isinstance(reports, list) or not reports or not isinstance(reports[-1], dict):
+        return None
+    last = reports[-1]
+    try:
+        epochs, biggest = int(last["epoch"]), float(last["biggest_accuracy"])
+        smallest = float(last["smallest_accuracy"])
+    except (KeyError, TypeError, ValueError):  # stored values are untrusted
+        return None
+    return (
+        f"supernet: {epochs} epochs; validation accuracy of the biggest child "
+        f"{biggest:.4f}, smallest {smallest:.4f}"
+    )

@@ -56,6 +56,9 @@ def test_search_trains_once_then_resumes_without_retraining(
     assert [t.values[1] for t in front] == sorted(t.values[1] for t in front)
     assert [t.values[0] for t in front] == sorted(t.values[0] for t in front)
 
+    code, out, _ = run(capsys, "show", "study=bignas-digits")
+    assert code == 0 and "supernet: 2 epochs; validation accuracy of the biggest child" in out
+
     stamp = checkpoint.stat().st_mtime_ns
     code, out, _ = run(capsys, "search", *TINY_BIGNAS, "trials=6")
     assert code == 0
