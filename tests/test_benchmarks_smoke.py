@@ -43,3 +43,36 @@ def test_standalone_throughput_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert 0.0 <= row["val_acc"] <= 1.0
     assert rows[1]["ratio"] == 1.0
     assert "nas/plain" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_bignas_training_step_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("bignas_training_step").main(["--steps", "2", "--warmup", "1"])
+
+    assert [row["variant"] for row in rows] == ["largest", "smallest", "sandwich"]
+    assert [row["children"] for row in rows] == [1, 1, 4]
+    for row in rows:
+        assert row["supernet_ms"] > 0 and row["static_ms"] > 0 and row["ratio"] > 0
+    assert [row["target"] for row in rows] == [1.03, 1.10, None]
+    assert isinstance(rows[0]["passed"], bool) and rows[2]["passed"] is None
+    assert "supernet ms" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_bignas_ranking_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("bignas_ranking").main(
+        ["--children", "3", "--supernet-epochs", "1", "--epochs-alone", "1"]
+    )
+
+    *children, summary = rows
+    assert [row["child"] for row in children] == ["smallest", "largest", "random-1"]
+    assert len({row["arch"] for row in children}) == 3
+    for row in children:
+        assert row["flops"] > 0 and row["alone_s"] > 0
+        assert 0.0 <= row["inherited_acc"] <= 1.0 and 0.0 <= row["alone_acc"] <= 1.0
+    assert children[0]["flops"] < children[2]["flops"] < children[1]["flops"]
+    assert summary["child"] == "summary"
+    assert (summary["supernet_epochs"], summary["epochs_alone"]) == (1, 1)
+    assert summary["supernet_s"] > 0 and summary["cost_ratio"] > 0
+    assert summary["biggest_gap"] == summary["biggest_inherited"] - summary["biggest_alone"]
+    assert "Kendall tau-b" in capsys.readouterr().out

@@ -1,0 +1,269 @@
+"""BigNAS training step: a child inside the supernet vs the same child as a static network.
+
+One batch (``--batch`` digits training images for the tiny preset; random images of
+``--resolution`` px and 1000 classes for ``--preset imagenet``), the same batch every
+step. A *step* is ``zero_grad``, forward, label-smoothed cross-entropy, backward and one
+SGD step (Nesterov momentum, the preset's lr and momentum).
+
+* ``largest``: the biggest child run by the supernet (``set_active(largest)``, its
+  regularisation as the trainer sets it: dropout and drop-connect) vs the same child
+  built statically (``space.build(largest, spec)``) holding ``supernet.extract``'s
+  weights, with the same regularisation. Target: ratio <= 1.03.
+* ``smallest``: the same for the smallest child, without regularisation (as the
+  trainer runs it). Target: ratio <= 1.10.
+* ``sandwich``: one full step of ``train_supernet`` -- the trainer's own sandwich step
+  (biggest child on the labels plus the L2 penalty, then the smallest and
+  ``random_children`` random children distilled from it, gradients accumulated),
+  gradient clipping and one optimiser step -- vs the sum of the static steps of the
+  same four children. The random children are the same two every step (the sampler's
+  generator is reseeded before each step), so both sides run the same networks. The
+  static side is four plain steps (cross-entropy, no distillation, L2 penalty or
+  clipping: those are small next to the networks). No target: the ratio shows what
+  sharing weights costs per step.
+
+The two sides of a row alternate step by step (A, B, A, B, ...) after ``--warmup``
+steps of each; ``ms`` is the median of ``--steps`` timed steps.
+
+    python benchmarks/bignas_training_step.py [--steps 30] [--warmup 5] [--batch 64]
+    python benchmarks/bignas_training_step.py --preset imagenet --resolution 192 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+TARGETS = {"largest": 1.03, "smallest": 1.10, "sandwich": None}
+CHILD_SEED = 1  # seeds the two random children of the sandwich row
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
+    parser.add_argument("--preset", choices=("tiny", "imagenet"), default="tiny")
+    parser.add_argument("--batch", type=int, default=None, help="default: 64 (tiny), 8")
+    parser.add_argument(
+        "--resolution", type=int, default=192, help="image side of --preset imagenet"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = parser.parse_args(argv)
+    if args.batch is None:
+        args.batch = 64 if args.preset == "tiny" else 8
+    for name in ("steps", "batch", "resolution", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, but got {args.warmup}.")
+    return args
+
+
+def _batch(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(spec, images, labels): digits for tiny, random ImageNet-sized images otherwise."""
+    import torch
+
+    from search_spaces.base import DataSpec
+
+    if args.preset == "tiny":
+        from nas.data import load_dataset
+
+        data = load_dataset("digits")
+        pairs = [data.train[i] for i in range(min(args.batch, data.num_train))]
+        images = torch.stack([image for image, _ in pairs])
+        labels = torch.as_tensor([int(label) for _, label in pairs])
+        return data.spec, images, labels
+    spec = DataSpec(in_channels=3, num_classes=1000, image_size=args.resolution)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(spec.input_shape(args.batch), generator=generator)
+    labels = torch.randint(0, spec.num_classes, (args.batch,), generator=generator)
+    return spec, images, labels
+
+
+def _sgd(params: Any, settings: Any) -> Any:
+    import torch
+
+    return torch.optim.SGD(
+        params,
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.momentum > 0,
+        weight_decay=0.0,
+    )
+
+
+def _plain_step(model: Any, optimizer: Any, criterion: Any, images: Any, labels: Any) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    criterion(model(images), labels).backward()
+    optimizer.step()
+
+
+def _static_child(space: Any, supernet: Any, arch: Any, spec: Any, regularization: Any) -> Any:
+    """``space.build(arch)`` holding the supernet's weights for ``arch``, in training mode."""
+    model = space.build(arch, spec)
+    model.load_state_dict(supernet.extract(arch).state_dict())
+    model.set_regularization(**regularization)
+    return model.train()
+
+
+def _interleave(
+    a: Callable[[], None], b: Callable[[], None], steps: int, warmup: int
+) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, run alternately."""
+    for _ in range(warmup):
+        a()
+        b()
+    times_a, times_b = [], []
+    for _ in range(steps):
+        for step, times in ((a, times_a), (b, times_b)):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def _child_row(
+    name: str, arch: Any, regularization: dict[str, float], ctx: dict[str, Any]
+) -> dict[str, Any]:
+    from torch import nn
+
+    space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
+    images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    supernet.set_active(arch)
+    supernet.set_regularization(**regularization)
+    static = _static_child(space, supernet, arch, spec, regularization)
+    shared_opt = _sgd(supernet.parameters(), settings)
+    static_opt = _sgd(static.parameters(), settings)
+    shared_s, static_s = _interleave(
+        lambda: _plain_step(supernet, shared_opt, criterion, images, labels),
+        lambda: _plain_step(static, static_opt, criterion, images, labels),
+        args.steps,
+        args.warmup,
+    )
+    return _row(name, space.describe(arch), shared_s, static_s, 1)
+
+
+def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from evaluators.supernet import _Sandwich  # the trainer's own step
+    from nas.random_trial import RandomTrial
+
+    space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
+    images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
+    largest, smallest = space.largest(), space.smallest()
+    rng = np.random.default_rng(CHILD_SEED)
+    randoms = [space.sample(RandomTrial(rng)) for _ in range(settings.random_children)]
+    params = [p for p in supernet.parameters() if p.requires_grad]
+    optimizer = _sgd(params, settings)
+    sandwich = _Sandwich(space, supernet, supernet, settings, params, largest, smallest, rng)
+
+    def shared() -> None:
+        sandwich._rng = np.random.default_rng(CHILD_SEED)  # the same random children
+        optimizer.zero_grad(set_to_none=True)
+        sandwich.step(images, labels)
+        if settings.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    biggest = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    none = {"dropout": 0.0, "drop_connect": 0.0}
+    statics = []
+    for arch, regularization in [(largest, biggest), (smallest, none)] + [
+        (arch, none) for arch in randoms
+    ]:
+        model = _static_child(space, supernet, arch, spec, regularization)
+        statics.append((model, _sgd(model.parameters(), settings)))
+
+    def static_sum() -> None:
+        for model, opt in statics:
+            _plain_step(model, opt, criterion, images, labels)
+
+    supernet.train()
+    torch.manual_seed(0)
+    shared_s, static_s = _interleave(shared, static_sum, args.steps, args.warmup)
+    describe = f"{2 + len(randoms)} children: largest, smallest, 2 random (seed {CHILD_SEED})"
+    return _row("sandwich", describe, shared_s, static_s, 2 + len(randoms))
+
+
+def _row(name: str, arch: str, shared: float, static: float, children: int) -> dict[str, Any]:
+    ratio = shared / static
+    target = TARGETS[name]
+    return {
+        "variant": name,
+        "arch": arch,
+        "children": children,
+        "supernet_ms": shared * 1000,
+        "static_ms": static * 1000,
+        "ratio": ratio,
+        "target": target,
+        "passed": None if target is None else ratio <= target,
+    }
+
+
+def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
+    print(header_line)
+    header = (
+        f"{'variant':<9} {'supernet ms':>11} {'static ms':>10} {'ratio':>7} {'target':>7} "
+        f"{'result':>6}  child"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        target = "-" if row["target"] is None else f"{row['target']:.2f}"
+        result = "-" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
+        print(
+            f"{row['variant']:<9} {row['supernet_ms']:>11.2f} {row['static_ms']:>10.2f} "
+            f"{row['ratio']:>6.3f}x {target:>7} {result:>6}  {row['arch']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the benchmark, print its table and return its rows."""
+    import torch
+
+    from evaluators import SupernetSettings
+    from nas.config import compose_search, to_container
+    from search_spaces import create_space
+
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    config = compose_search(["space=bignas"])
+    settings = SupernetSettings(**to_container(config.supernet))
+    space = create_space("bignas", **{**to_container(config.model), "preset": args.preset})
+    spec, images, labels = _batch(args)
+    torch.manual_seed(0)
+    supernet = space.supernet(spec).train()
+    ctx = {
+        "space": space,
+        "supernet": supernet,
+        "spec": spec,
+        "settings": settings,
+        "images": images,
+        "labels": labels,
+        "args": args,
+    }
+    biggest = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    rows = [
+        _child_row("largest", space.largest(), biggest, ctx),
+        _child_row("smallest", space.smallest(), {"dropout": 0.0, "drop_connect": 0.0}, ctx),
+        _sandwich_row(ctx),
+    ]
+    _print_table(
+        rows,
+        f"bignas training step: preset {args.preset}, batch {args.batch} x "
+        f"{tuple(images.shape[1:])}, SGD nesterov lr {settings.lr:g}, "
+        f"median of {args.steps} interleaved steps after {args.warmup} warm-up, "
+        f"{torch.get_num_threads()} torch threads, cpu",
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
