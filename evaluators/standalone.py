@@ -7,7 +7,6 @@ propagates untouched and ends training.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -17,7 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nas.errors import ConfigError, NasError, unknown_choice
+from evaluators._checks import check_number
+from nas.errors import NasError, unknown_choice
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -58,48 +58,18 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            _check_number(name, getattr(self, name), integer=True, low=1)
+            check_number(name, getattr(self, name), integer=True, low=1)
         if self.optimizer not in OPTIMIZERS:
             raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("grad_clip", self.grad_clip, low=0.0)
-        _check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_number("grad_clip", self.grad_clip, low=0.0)
+        check_number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a flat JSON-safe dict, e.g. for trial user attributes."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
-
-
-def _check_number(
-    name: str,
-    value: object,
-    *,
-    integer: bool = False,
-    low: float,
-    low_open: bool = False,
-    high: float | None = None,
-) -> None:
-    """Raise ``ConfigError`` unless ``low <= value (< high)``; ``low < value`` if open."""
-    ok = False
-    # bool is an int subclass, but True epochs or lr=False is surely a mistake.
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and (isinstance(value, int) or not integer)
-    ):
-        ok = (
-            math.isfinite(value)
-            and (value > low if low_open else value >= low)
-            and (high is None or value < high)
-        )
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        if high is not None:
-            bound += f" and < {high:g}"
-        raise ConfigError(f"{name} must be {kind} {bound}, but got {name}={value!r}.")
 
 
 @dataclass(frozen=True)

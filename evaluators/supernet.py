@@ -13,7 +13,6 @@ run ends with the same weights, bit for bit, as one that was never interrupted.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -26,11 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from evaluators._checks import check_number
 from evaluators._supernet_state import make_fingerprint, restore, snapshot
 from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
 from nas.checkpoint import load_checkpoint, save_checkpoint
-from nas.errors import ConfigError, NasError
+from nas.errors import NasError
 from nas.random_trial import RandomTrial
 
 if TYPE_CHECKING:
@@ -87,52 +87,21 @@ class SupernetSettings:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "calibration_batches"):
-            _check(name, getattr(self, name), integer=True, low=1)
+            check_number(name, getattr(self, name), integer=True, low=1)
         for name in ("warmup_epochs", "random_children"):
-            _check(name, getattr(self, name), integer=True, low=0)
-        _check("lr", self.lr, low=0.0, low_open=True)
-        _check("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check("weight_decay", self.weight_decay, low=0.0)
-        _check("lr_decay", self.lr_decay, low=0.0, low_open=True, high=1.0)
-        _check("final_lr_fraction", self.final_lr_fraction, low=0.0, high=1.0)
-        _check("grad_clip", self.grad_clip, low=0.0)
+            check_number(name, getattr(self, name), integer=True, low=0)
+        check_number("lr", self.lr, low=0.0, low_open=True)
+        check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
+        check_number("lr_decay", self.lr_decay, low=0.0, low_open=True, high=1.0)
+        check_number("final_lr_fraction", self.final_lr_fraction, low=0.0, high=1.0)
+        check_number("grad_clip", self.grad_clip, low=0.0)
         for name in ("label_smoothing", "dropout", "drop_connect"):
-            _check(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+            check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a flat JSON-safe dict, e.g. for trial user attributes."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
-
-
-def _check(
-    name: str,
-    value: object,
-    *,
-    integer: bool = False,
-    low: float,
-    low_open: bool = False,
-    high: float | None = None,
-    high_open: bool = False,
-) -> None:
-    """Raise ``ConfigError`` unless ``value`` is a finite number within the bounds."""
-    ok = False
-    # bool is an int subclass, but epochs=True is surely a mistake.
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and (isinstance(value, int) or not integer)
-    ):
-        ok = (
-            math.isfinite(value)
-            and (value > low if low_open else value >= low)
-            and (high is None or (value < high if high_open else value <= high))
-        )
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        if high is not None:
-            bound += f" and {'<' if high_open else '<='} {high:g}"
-        raise ConfigError(f"{name} must be {kind} {bound}, but got {name}={value!r}.")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,19 @@ class DataSpec:
         return (batch_size, self.in_channels, self.image_size, self.image_size)
 
 
+def check_data_spec(data: object) -> DataSpec:
+    """``data`` if it is a DataSpec of positive ints; ``ConfigError`` otherwise."""
+    from nas.errors import ConfigError
+
+    if not isinstance(data, DataSpec):
+        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
+    for field in ("in_channels", "num_classes", "image_size"):
+        value = getattr(data, field)
+        if type(value) is not int or value < 1:
+            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
+    return data
+
+
 class SearchSpace(abc.ABC, Generic[ArchT]):
     """A family of architectures with a sampler, a builder and a code generator.
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from nas.errors import ArchitectureError, close_match_hint
+from nas.errors import ArchitectureError
+from search_spaces._untrusted import check_keys, invalid
 from search_spaces.bignas.presets import Preset
 
 # Longest repr of an offending value quoted in an error message: untrusted input may be huge.
-_MAX_REPR = 60
 _ARCH_KEYS = ("resolution", "stem", "stages", "head")
 _STAGE_KEYS = ("width", "depth", "kernels", "expands")
 
@@ -123,16 +123,8 @@ def describe_arch(arch: BigNASArch) -> str:
 
 
 # ----------------------------------------------------------------------------- validation
-def _show(value: object) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # e.g. an int past Python's 4300-digit str limit
-        return f"<unprintable {type(value).__name__}>"
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
 def _fail(path: str, rule: str, value: object) -> ArchitectureError:
-    return ArchitectureError(f"Invalid BigNAS architecture: {path} {rule}, got {_show(value)}.")
+    return invalid("BigNAS", path, rule, value)
 
 
 def _check_choice(path: str, value: object, choices: tuple[int, ...], preset: Preset) -> None:
@@ -174,22 +166,7 @@ def validate_arch(arch: object, preset: Preset) -> None:
 
 # ----------------------------------------------------------------------------- decode
 def _check_keys(data: object, path: str, required: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise _fail(path, f"must be an object with keys {', '.join(required)}", data)
-    extra = [k for k in data if k not in required]
-    if extra:
-        hint = close_match_hint(extra[0][:_MAX_REPR], required) if isinstance(extra[0], str) else ""
-        raise ArchitectureError(
-            f"Invalid BigNAS architecture: {path} has unknown key {_show(extra[0])}; "
-            f"allowed keys: {', '.join(required)}.{hint}"
-        )
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ArchitectureError(
-            f"Invalid BigNAS architecture: {path} is missing key '{missing[0]}' "
-            f"(required: {', '.join(required)})."
-        )
-    return data
+    return check_keys("BigNAS", data, path, required)
 
 
 def _int_list(data: object, path: str, length: int) -> tuple[Any, ...]:

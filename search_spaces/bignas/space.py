@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from nas.errors import ConfigError, close_match_hint, unknown_choice
 from search_spaces import register_space
-from search_spaces.base import DataSpec, WeightSharingSpace
+from search_spaces.base import DataSpec, WeightSharingSpace, check_data_spec
 from search_spaces.bignas.arch import (
     BigNASArch,
     StageArch,
@@ -40,16 +40,6 @@ def _rate(name: str, value: object, default: float) -> float:
         if math.isfinite(number) and 0.0 <= number < 1.0:
             return number
     raise ConfigError(f"model.{name} must be a number in [0, 1), got {value!r}.")
-
-
-def _check_data(data: object) -> DataSpec:
-    if not isinstance(data, DataSpec):
-        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
-    for field in ("in_channels", "num_classes", "image_size"):
-        value = getattr(data, field)
-        if type(value) is not int or value < 1:
-            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
-    return data
 
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[int]) -> int:
@@ -171,7 +161,7 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
     def build(self, arch: BigNASArch, data: DataSpec) -> nn.Module:
         """A freshly initialised static child with the space's dropout and drop-connect."""
         self.validate(arch)
-        data = _check_data(data)
+        data = check_data_spec(data)
         return build_network(
             arch,
             self.preset,
@@ -184,7 +174,7 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
     def supernet(self, data: DataSpec) -> BigNASSupernet:
         """A freshly initialised supernet; the largest child is active, regularised with
         the space's dropout and drop-connect."""
-        data = _check_data(data)
+        data = check_data_spec(data)
         return BigNASSupernet(
             self.preset,
             data.in_channels,
@@ -197,7 +187,7 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
         from search_spaces.bignas.codegen import export_source
 
         self.validate(arch)
-        data = _check_data(data)
+        data = check_data_spec(data)
         return export_source(
             arch,
             self.preset,

@@ -15,5 +15,15 @@ from search_spaces.nasnet.model import MacroConfig, NASNetwork
 from search_spaces.nasnet.ops import OPS, ScheduledDropPath, drop_path
 from search_spaces.nasnet.space import NASNetSpace
 
-__all__ = ["NASNET_A", "OPS", "Block", "Cell", "MacroConfig", "NASNetArch", "NASNetSpace",
-           "NASNetwork", "ScheduledDropPath", "drop_path"]
+__all__ = [
+    "NASNET_A",
+    "OPS",
+    "Block",
+    "Cell",
+    "MacroConfig",
+    "NASNetArch",
+    "NASNetSpace",
+    "NASNetwork",
+    "ScheduledDropPath",
+    "drop_path",
+]

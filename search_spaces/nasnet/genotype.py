@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nas.errors import ArchitectureError, close_match_hint
+from search_spaces._untrusted import MAX_REPR, check_keys, invalid, show
 from search_spaces.nasnet.ops import OPS
 
 Combine = Literal["add", "concat"]
@@ -24,7 +25,6 @@ COMBINERS: tuple[Combine, ...] = ("add", "concat")
 CELL_TYPES: tuple[str, ...] = ("normal", "reduction")
 
 # Longest repr of an offending value quoted in an error message: untrusted input may be huge.
-_MAX_REPR = 60
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,13 @@ def encode_arch(arch: NASNetArch) -> dict[str, Any]:
     return {
         name: {
             "blocks": [
-                {"input1": b.input1, "input2": b.input2, "op1": b.op1, "op2": b.op2,
-                 "combine": b.combine}
+                {
+                    "input1": b.input1,
+                    "input2": b.input2,
+                    "op1": b.op1,
+                    "op2": b.op2,
+                    "combine": b.combine,
+                }
                 for b in arch.cell(name).blocks
             ],
             "concat": list(arch.cell(name).concat),
@@ -146,16 +151,8 @@ def describe_arch(arch: NASNetArch) -> str:
 
 
 # ----------------------------------------------------------------------------- validation
-def _show(value: object) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # e.g. an int past Python's 4300-digit str limit
-        return f"<unprintable {type(value).__name__}>"
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
 def _fail(path: str, rule: str, value: object) -> ArchitectureError:
-    return ArchitectureError(f"Invalid NASNet architecture: {path} {rule}, got {_show(value)}.")
+    return invalid("NASNet", path, rule, value)
 
 
 def _is_int(value: object) -> bool:
@@ -164,22 +161,7 @@ def _is_int(value: object) -> bool:
 
 
 def _check_keys(data: object, path: str, required: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise _fail(path, f"must be an object with keys {', '.join(required)}", data)
-    extra = [k for k in data if k not in required]
-    if extra:
-        hint = close_match_hint(str(extra[0]), required) if isinstance(extra[0], str) else ""
-        raise ArchitectureError(
-            f"Invalid NASNet architecture: {path} has unknown key {_show(extra[0])}; "
-            f"allowed keys: {', '.join(required)}.{hint}"
-        )
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ArchitectureError(
-            f"Invalid NASNet architecture: {path} is missing key '{missing[0]}' "
-            f"(required: {', '.join(required)})."
-        )
-    return data
+    return check_keys("NASNet", data, path, required)
 
 
 def _check_sequence(data: object, path: str, what: str) -> list[Any] | tuple[Any, ...]:
@@ -204,16 +186,19 @@ def validate_cell(cell: object, path: str, num_blocks: int, reduction: bool) -> 
         for field in ("input1", "input2"):
             value = getattr(block, field)
             if not _is_int(value) or not 0 <= value <= 1 + b:
-                raise _fail(f"{where}.{field}",
-                            f"must be an int in 0..{1 + b} (block {b} reads hidden states "
-                            f"0..{1 + b})", value)
+                raise _fail(
+                    f"{where}.{field}",
+                    f"must be an int in 0..{1 + b} (block {b} reads hidden states 0..{1 + b})",
+                    value,
+                )
         for field in ("op1", "op2"):
             value = getattr(block, field)
             if not isinstance(value, str) or value not in OPS:
-                hint = close_match_hint(value[:_MAX_REPR], OPS) if isinstance(value, str) else ""
+                hint = close_match_hint(value[:MAX_REPR], OPS) if isinstance(value, str) else ""
                 raise ArchitectureError(
                     f"Invalid NASNet architecture: {where}.{field} must be one of the 13 "
-                    f"NASNet ops ({', '.join(OPS)}), got {_show(value)}.{hint}")
+                    f"NASNet ops ({', '.join(OPS)}), got {show(value)}.{hint}"
+                )
         if not isinstance(block.combine, str) or block.combine not in COMBINERS:
             raise _fail(f"{where}.combine", "must be 'add' or 'concat'", block.combine)
     _validate_concat(cell, path, num_blocks, reduction)
@@ -235,8 +220,12 @@ def _validate_concat(cell: Cell, path: str, num_blocks: int, reduction: bool) ->
     read = {i for b in cell.blocks for i in (b.input1, b.input2)}
     for b in range(num_blocks):
         if 2 + b not in read and 2 + b not in concat:
-            raise _fail(where, f"must include block {b}'s output {2 + b}: no block reads it, "
-                        "so it would be dead computation", concat)
+            raise _fail(
+                where,
+                f"must include block {b}'s output {2 + b}: no block reads it, "
+                "so it would be dead computation",
+                concat,
+            )
 
 
 def validate_arch(arch: object, num_blocks: int) -> None:
@@ -259,12 +248,20 @@ def _decode_cell(data: object, path: str, num_blocks: int) -> Cell:
         where = f"{path}.blocks[{b}]"
         item = _check_keys(raw, where, ("input1", "input2", "op1", "op2", "combine"))
         # Types are checked by validate_cell below; the dataclass only stores the values.
-        blocks.append(Block(input1=item["input1"], input2=item["input2"], op1=item["op1"],
-                            op2=item["op2"], combine=item["combine"]))
+        blocks.append(
+            Block(
+                input1=item["input1"],
+                input2=item["input2"],
+                op1=item["op1"],
+                op2=item["op2"],
+                combine=item["combine"],
+            )
+        )
     raw_concat = _check_sequence(fields["concat"], f"{path}.concat", "hidden-state indices")
     if len(raw_concat) > 2 + num_blocks:
-        raise _fail(f"{path}.concat", f"must list at most {2 + num_blocks} hidden states",
-                    len(raw_concat))
+        raise _fail(
+            f"{path}.concat", f"must list at most {2 + num_blocks} hidden states", len(raw_concat)
+        )
     return Cell(blocks=tuple(blocks), concat=tuple(raw_concat))
 
 

@@ -106,8 +106,11 @@ def preprocess_modules(genotype: Cell, slot: CellSlot) -> tuple[nn.Module | None
     pre1: nn.Module | None = None
     if genotype.uses_state(0):
         # After a reduction, s0 still has the previous resolution: halve it on the way in.
-        pre0 = (FactorizedReduce(slot.c_prev_prev, slot.c) if slot.reduction_prev
-                else ReLUConvBN(slot.c_prev_prev, slot.c, 1))
+        pre0 = (
+            FactorizedReduce(slot.c_prev_prev, slot.c)
+            if slot.reduction_prev
+            else ReLUConvBN(slot.c_prev_prev, slot.c, 1)
+        )
     if genotype.uses_state(1):
         pre1 = ReLUConvBN(slot.c_prev, slot.c, 1)
     return pre0, pre1
@@ -139,8 +142,11 @@ class NASNetCell(nn.Module):
         self._droppable = [name != "identity" for b in genotype.blocks for name in (b.op1, b.op2)]
         # The "concat" combiner maps cat(op1, op2) (2C channels) back to C with
         # ReLU-1x1 conv-BN, so every hidden state, and hence every op, stays at C channels.
-        merge = {f"b{b}": ReLUConvBN(2 * slot.c, slot.c, 1)
-                 for b, block in enumerate(genotype.blocks) if block.combine == "concat"}
+        merge = {
+            f"b{b}": ReLUConvBN(2 * slot.c, slot.c, 1)
+            for b, block in enumerate(genotype.blocks)
+            if block.combine == "concat"
+        }
         if merge:
             self.merge = nn.ModuleDict(merge)
         self.drop_path = ScheduledDropPath()
@@ -203,8 +209,14 @@ class NASNetwork(nn.Module):
             or without an auxiliary head.
     """
 
-    def __init__(self, arch: NASNetArch, cfg: MacroConfig, in_channels: int,
-                 num_classes: int, image_size: int) -> None:
+    def __init__(
+        self,
+        arch: NASNetArch,
+        cfg: MacroConfig,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+    ) -> None:
         super().__init__()
         self.auxiliary_weight = float(cfg.auxiliary_weight)
         self.aux_logits: torch.Tensor | None = None
@@ -217,7 +229,8 @@ class NASNetwork(nn.Module):
             nn.BatchNorm2d(stem_c),
         )
         self.cells = nn.ModuleList(
-            NASNetCell(arch.reduction if s.reduction else arch.normal, s) if s.live
+            NASNetCell(arch.reduction if s.reduction else arch.normal, s)
+            if s.live
             else UnusedCell()
             for s in slots
         )

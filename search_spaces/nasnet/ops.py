@@ -40,13 +40,27 @@ OPS: tuple[str, ...] = (
 class ReLUConvBN(nn.Module):
     """ReLU -> conv (no bias: BN follows) -> BN."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, dilation: int = 1) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+    ) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding,
-                      dilation=dilation, bias=False),
+            nn.Conv2d(
+                c_in,
+                c_out,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                bias=False,
+            ),
             nn.BatchNorm2d(c_out),
         )
 
@@ -173,8 +187,11 @@ def op_spec(name: str, stride: int) -> OpSpec:
         k = 3 if name == "conv_1x3_3x1" else 7
         return SpatialSepConv, ("c",), {"kernel_size": k, "stride": stride}
     if name == "dil_conv_3x3":
-        return ReLUConvBN, ("c", "c"), {"kernel_size": 3, "stride": stride, "padding": 2,
-                                        "dilation": 2}
+        return (
+            ReLUConvBN,
+            ("c", "c"),
+            {"kernel_size": 3, "stride": stride, "padding": 2, "dilation": 2},
+        )
     if name == "avg_pool_3x3":
         # Border averages ignore the zero padding, so they do not shrink toward zero.
         return nn.AvgPool2d, (3,), {"stride": stride, "padding": 1, "count_include_pad": False}

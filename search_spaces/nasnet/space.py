@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from nas.errors import ConfigError, close_match_hint
 from search_spaces import register_space
-from search_spaces.base import DataSpec, SearchSpace
+from search_spaces.base import DataSpec, SearchSpace, check_data_spec
 from search_spaces.nasnet.genotype import (
     CELL_TYPES,
     COMBINERS,
@@ -31,8 +31,15 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-_OPTIONS = ("cells_per_stage", "init_channels", "stem_multiplier", "num_blocks",
-            "auxiliary_head", "auxiliary_weight", "drop_path")
+_OPTIONS = (
+    "cells_per_stage",
+    "init_channels",
+    "stem_multiplier",
+    "num_blocks",
+    "auxiliary_head",
+    "auxiliary_weight",
+    "drop_path",
+)
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -45,22 +52,14 @@ def _real(name: str, value: object, low: float, high: float, high_open: bool) ->
     # bool is an int subclass; `drop_path: true` is a mistake, not 1.0.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-        if math.isfinite(number) and low <= number and (
-                number < high if high_open else number <= high):
+        if (
+            math.isfinite(number)
+            and low <= number
+            and (number < high if high_open else number <= high)
+        ):
             return number
     bound = ")" if high_open else "]"
-    raise ConfigError(f"model.{name} must be a number in [{low:g}, {high:g}{bound}, "
-                      f"got {value!r}.")
-
-
-def _check_data(data: object) -> DataSpec:
-    if not isinstance(data, DataSpec):
-        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
-    for field in ("in_channels", "num_classes", "image_size"):
-        value = getattr(data, field)
-        if type(value) is not int or value < 1:
-            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
-    return data
+    raise ConfigError(f"model.{name} must be a number in [{low:g}, {high:g}{bound}, got {value!r}.")
 
 
 @register_space
@@ -83,17 +82,28 @@ class NASNetSpace(SearchSpace[NASNetArch]):
 
     name: ClassVar[str] = "nasnet"
 
-    def __init__(self, *, cells_per_stage: int = 2, init_channels: int = 16,
-                 stem_multiplier: int = 3, num_blocks: int = 5, auxiliary_head: bool = False,
-                 auxiliary_weight: float = 0.4, drop_path: float = 0.0,
-                 **unknown: Any) -> None:
+    def __init__(
+        self,
+        *,
+        cells_per_stage: int = 2,
+        init_channels: int = 16,
+        stem_multiplier: int = 3,
+        num_blocks: int = 5,
+        auxiliary_head: bool = False,
+        auxiliary_weight: float = 0.4,
+        drop_path: float = 0.0,
+        **unknown: Any,
+    ) -> None:
         if unknown:
             key = sorted(unknown)[0]
-            raise ConfigError(f"Unknown option 'model.{key}' for search space 'nasnet'. "
-                              f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS))
+            raise ConfigError(
+                f"Unknown option 'model.{key}' for search space 'nasnet'. "
+                f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS)
+            )
         if not isinstance(auxiliary_head, bool):
-            raise ConfigError(f"model.auxiliary_head must be true or false, "
-                              f"got {auxiliary_head!r}.")
+            raise ConfigError(
+                f"model.auxiliary_head must be true or false, got {auxiliary_head!r}."
+            )
         self.config = MacroConfig(
             cells_per_stage=_positive_int("cells_per_stage", cells_per_stage),
             init_channels=_positive_int("init_channels", init_channels, minimum=2),
@@ -118,14 +128,17 @@ class NASNetSpace(SearchSpace[NASNetArch]):
             for b in range(self.config.num_blocks):
                 prefix = f"{cell_type}_b{b}"
                 inputs = list(range(2 + b))
-                blocks.append(Block(
-                    input1=trial.suggest_categorical(f"{prefix}_input1", inputs),
-                    input2=trial.suggest_categorical(f"{prefix}_input2", inputs),
-                    op1=trial.suggest_categorical(f"{prefix}_op1", list(OPS)),
-                    op2=trial.suggest_categorical(f"{prefix}_op2", list(OPS)),
-                    combine=cast(Combine, trial.suggest_categorical(f"{prefix}_combine",
-                                                                    list(COMBINERS))),
-                ))
+                blocks.append(
+                    Block(
+                        input1=trial.suggest_categorical(f"{prefix}_input1", inputs),
+                        input2=trial.suggest_categorical(f"{prefix}_input2", inputs),
+                        op1=trial.suggest_categorical(f"{prefix}_op1", list(OPS)),
+                        op2=trial.suggest_categorical(f"{prefix}_op2", list(OPS)),
+                        combine=cast(
+                            Combine, trial.suggest_categorical(f"{prefix}_combine", list(COMBINERS))
+                        ),
+                    )
+                )
             cells[cell_type] = Cell(blocks=tuple(blocks), concat=unused_block_outputs(blocks))
         arch = NASNetArch(normal=cells["normal"], reduction=cells["reduction"])
         # Replayed answers (e.g. from a stored trial) are untrusted like any stored value.
@@ -153,19 +166,18 @@ class NASNetSpace(SearchSpace[NASNetArch]):
     # ------------------------------------------------------------------ networks
     def build(self, arch: NASNetArch, data: DataSpec) -> nn.Module:
         self.validate(arch)
-        data = _check_data(data)
-        return NASNetwork(arch, self.config, data.in_channels, data.num_classes,
-                          data.image_size)
+        data = check_data_spec(data)
+        return NASNetwork(arch, self.config, data.in_channels, data.num_classes, data.image_size)
 
     def export_source(self, arch: NASNetArch, data: DataSpec) -> str:
         from search_spaces.nasnet.codegen import export_source
 
         self.validate(arch)
-        data = _check_data(data)
-        return export_source(arch, self.config, data.in_channels, data.num_classes,
-                             data.image_size)
+        data = check_data_spec(data)
+        return export_source(arch, self.config, data.in_channels, data.num_classes, data.image_size)
 
     def export_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The model's weights without the auxiliary head (training only)."""
-        return {k: v.detach() for k, v in model.state_dict().items()
-                if not k.startswith("aux_head.")}
+        return {
+            k: v.detach() for k, v in model.state_dict().items() if not k.startswith("aux_head.")
+        }
