@@ -10,9 +10,6 @@ import ast
 import copy
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +19,6 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from nas.errors import ArchitectureError, ConfigError
 from nas.metrics import count_flops
@@ -36,6 +32,7 @@ from search_spaces.bignas import (
     MBConv,
     StageArch,
 )
+from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -425,37 +422,6 @@ def test_resizes_inputs_of_any_size() -> None:
 
 
 # ----------------------------------------------------------------------------- export
-_CHECK_EXPORTS = """
-import importlib.util, json, sys
-import torch
-from safetensors.torch import load_file
-
-diffs = []
-for name in sys.argv[1:]:
-    spec = importlib.util.spec_from_file_location(name, name + ".py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    net = module.build_network()
-    net.load_state_dict(load_file(name + ".weights.safetensors"), strict=True)
-    io = load_file(name + ".io.safetensors")
-    with torch.no_grad():
-        out = net.eval()(io["x"])
-    diffs.append((out - io["y"]).abs().max().item())
-assert "nas" not in sys.modules and "search_spaces" not in sys.modules
-print(json.dumps(diffs))
-"""
-
-
-def _imported_modules(source: str) -> set[str]:
-    modules = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            modules.add((node.module or "").split(".")[0])
-    return modules
-
-
 def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
     tiny = children(TINY)[:3]
     supernet = trained_supernet(TINY, GREY, tiny)
@@ -467,6 +433,7 @@ def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
         trained_supernet(IMAGENET, RGB, [imagenet_arch]),
         imagenet_arch,
     )
+    exports: dict[str, ExportCase] = {}
     for name, (space, data, net, arch) in cases.items():
         net.eval()
         child = net.extract(arch)
@@ -474,23 +441,12 @@ def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
         with torch.no_grad():
             y = child(x)
         source = space.export_source(arch, data)
-        assert _imported_modules(source) == {"__future__", "torch"}
+        assert imported_modules(source) == {"__future__", "torch"}
         docstring = " ".join((ast.get_docstring(ast.parse(source)) or "").split())
         assert space.describe(arch) in docstring
         assert "BLOCKS = [" in source and "def build_network() -> nn.Module:" in source
-        (tmp_path / f"{name}.py").write_text(source)
-        save_file(space.export_state_dict(child), tmp_path / f"{name}.weights.safetensors")
-        save_file({"x": x, "y": y}, tmp_path / f"{name}.io.safetensors")
+        exports[name] = ExportCase(source, space.export_state_dict(child), x, y)
 
-    result = subprocess.run(
-        [sys.executable, "-c", _CHECK_EXPORTS, *cases],
-        cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    diffs = json.loads(result.stdout)
-    assert len(diffs) == len(cases)
-    assert max(diffs) <= 1e-5, dict(zip(cases, diffs, strict=True))
+    diffs = max_abs_differences(exports, tmp_path)
+    assert set(diffs) == set(cases)
+    assert max(diffs.values()) <= 1e-5, diffs

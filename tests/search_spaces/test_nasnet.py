@@ -10,8 +10,6 @@ import ast
 import copy
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from typing import Any
 import optuna
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from nas.errors import ArchitectureError, ConfigError
 from search_spaces import DataSpec, create_space, list_spaces
@@ -34,6 +31,7 @@ from search_spaces.nasnet import (
     ScheduledDropPath,
 )
 from search_spaces.nasnet.ops import UnusedCell
+from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -393,36 +391,6 @@ def test_unreachable_cells_are_not_built() -> None:
     assert unused == [1, 3]
 
 
-_CHECK_EXPORTS = """
-import importlib.util, json, sys
-import torch
-from safetensors.torch import load_file
-
-diffs = []
-for name in sys.argv[1:]:
-    spec = importlib.util.spec_from_file_location(name, name + ".py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    net = module.build_network()
-    net.load_state_dict(load_file(name + ".weights.safetensors"), strict=True)
-    io = load_file(name + ".io.safetensors")
-    with torch.no_grad():
-        out = net.eval()(io["x"])
-    diffs.append((out - io["y"]).abs().max().item())
-print(json.dumps(diffs))
-"""
-
-
-def _imported_modules(source: str) -> set[str]:
-    modules = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            modules.add((node.module or "").split(".")[0])
-    return modules
-
-
 def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
     # Aux head and drop path switched on: the export must leave both out.
     space = NASNetSpace(**SMALL, auxiliary_head=True, drop_path=0.3)
@@ -433,6 +401,7 @@ def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
         "ignores_h1": (IGNORES_H1, GREY),
     }
     torch.manual_seed(0)
+    exports: dict[str, ExportCase] = {}
     for name, (arch, data) in archs.items():
         model = space.build(arch, data)
         assert isinstance(model, NASNetwork)
@@ -447,23 +416,13 @@ def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
             y = model(x)
 
         source = space.export_source(arch, data)
-        assert _imported_modules(source) == {"__future__", "torch"}
+        assert imported_modules(source) == {"__future__", "torch"}
         docstring = ast.get_docstring(ast.parse(source)) or ""
         assert space.describe(arch) in " ".join(docstring.split())  # wrapped at spaces
         assert "aux_head" not in source and "ScheduledDropPath" not in source
         assert "b0 = " in source and "def build_network() -> nn.Module:" in source
-        (tmp_path / f"{name}.py").write_text(source)
-        save_file(space.export_state_dict(model), tmp_path / f"{name}.weights.safetensors")
-        save_file({"x": x, "y": y}, tmp_path / f"{name}.io.safetensors")
+        exports[name] = ExportCase(source, space.export_state_dict(model), x, y)
 
-    result = subprocess.run(
-        [sys.executable, "-c", _CHECK_EXPORTS, *archs],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    diffs = json.loads(result.stdout)
-    assert len(diffs) == len(archs)
-    assert max(diffs) <= 1e-5, dict(zip(archs, diffs, strict=True))
+    diffs = max_abs_differences(exports, tmp_path)
+    assert set(diffs) == set(archs)
+    assert max(diffs.values()) <= 1e-5, diffs

@@ -7,21 +7,18 @@ suite also checks that presets and spaces agree.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from nas.config import compose_search
 from nas.errors import ArchitectureError, ConfigError
 from search_spaces import SearchSpace, create_space, get_space_class, list_spaces
 from search_spaces.base import DataSpec
+from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
 
 SPACES = list_spaces()
 SPECS = [
@@ -112,25 +109,6 @@ def test_export_source_matches_model_in_fresh_interpreter(name: str, tmp_path: P
     expected = model(x).detach()
 
     source = space.export_source(arch, spec)
-    assert "import nas" not in source and "search_spaces" not in source
-    (tmp_path / "net.py").write_text(source)
-    save_file(
-        {k: v.contiguous() for k, v in space.export_state_dict(model).items()},
-        str(tmp_path / "net.safetensors"),
-    )
-    torch.save(x, tmp_path / "x.pt")
-    script = textwrap.dedent("""
-        import sys, torch
-        from safetensors.torch import load_file
-        sys.path.insert(0, sys.argv[1])
-        import net
-        model = net.build_network()
-        model.load_state_dict(load_file(sys.argv[1] + "/net.safetensors"), strict=True)
-        model.eval()
-        x = torch.load(sys.argv[1] + "/x.pt", weights_only=True)
-        torch.save(model(x).detach(), sys.argv[1] + "/y.pt")
-        assert "nas" not in sys.modules and "search_spaces" not in sys.modules
-    """)
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, cwd=tmp_path)
-    actual = torch.load(tmp_path / "y.pt", weights_only=True)
-    assert (actual - expected).abs().max().item() <= 1e-5
+    assert imported_modules(source) <= {"__future__", "torch"}
+    case = ExportCase(source, space.export_state_dict(model), x, expected)
+    assert max_abs_differences({"net": case}, tmp_path)["net"] <= 1e-5
