@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from conftest import interrupt_search
 from safetensors.torch import load_file
 
 from nas import store
@@ -125,29 +124,11 @@ def test_supernet_evaluator_needs_a_weight_sharing_space(
 
 
 def test_ctrl_c_in_supernet_training_resumes_from_the_checkpoint(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "nas",
-        "search",
-        "space=bignas",
-        "supernet.epochs=3",
-        "supernet.calibration_batches=2",
-        "trials=2",
-    ]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 180
-    for line in process.stdout:
-        if "supernet epoch 1/3" in line or time.monotonic() > deadline:
-            break
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    args = ["space=bignas", "supernet.epochs=3", "supernet.calibration_batches=2", "trials=2"]
+    err = interrupt_search(args, tmp_path, after="supernet epoch 1/3")
     assert "Resume with: nas search space=bignas" in err
 
+    command = [sys.executable, "-m", "nas", "search", *args]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "supernet epoch 1/3" not in done.stdout  # epoch 1 came from the checkpoint

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
-from conftest import TINY_SEARCH
+from conftest import TINY_SEARCH, interrupt_search
 
 from nas import store
 from nas.cli import main
@@ -211,27 +209,8 @@ def test_bad_input_is_one_line_without_traceback(
 
 def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) -> None:
     # Small batches make epochs long enough for the signal to land inside the trial.
-    command = [
-        sys.executable,
-        "-m",
-        "nas",
-        "search",
-        "space=nasnet",
-        *TINY_SEARCH,
-        "epochs=4",
-        "train.batch_size=16",
-    ]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in process.stdout:  # not a terminal: plain log lines
-        if "epoch 1/4" in line or time.monotonic() > deadline:
-            break
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130
+    args = ["space=nasnet", *TINY_SEARCH, "epochs=4", "train.batch_size=16"]
+    err = interrupt_search(args, tmp_path, after="epoch 1/4")
     assert "Resume with: nas search space=nasnet" in err
 
     study = load()
@@ -239,7 +218,11 @@ def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) ->
     assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
 
     done = subprocess.run(
-        [*command, "trials=1"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "nas", "search", *args, "trials=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "retrying 1 trial(s)" in done.stdout, done.stderr
     study = load()
