@@ -135,3 +135,19 @@ def test_ctrl_c_in_supernet_training_resumes_from_the_checkpoint(tmp_path: Path)
     assert "supernet epoch 3/3" in done.stdout
     study = load()
     assert [r["epoch"] for r in study.user_attrs[store.ATTR_SUPERNET]] == [1.0, 2.0, 3.0]
+
+
+def test_latency_objective_is_the_measured_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "search",
+        *TINY_BIGNAS,
+        "supernet.epochs=1",
+        "trials=2",
+        "objectives=[accuracy,latency]",
+        "strategy=random",
+    )
+    assert code == 0, err
+    assert "latency" in out
+    for trial in load().get_trials():
+        assert trial.values[1] == trial.user_attrs["latency_ms"] > 0
