@@ -106,6 +106,19 @@ def _requeue_interrupted(study: optuna.Study) -> int:
     return count
 
 
+def _check_training_settings(config: SearchConfig) -> None:
+    from evaluators import SupernetSettings, TrainSettings
+
+    try:
+        if config.evaluator == "supernet":
+            SupernetSettings(**to_container(config.supernet))
+        else:
+            TrainSettings(epochs=config.epochs, **to_container(config.train))
+    except ConfigError as error:
+        group = "supernet" if config.evaluator == "supernet" else "train"
+        raise ConfigError(f"Bad {group}.* setting: {error}") from None
+
+
 def _create_runner(
     config: SearchConfig,
     space: SearchSpace[Any],
@@ -149,6 +162,7 @@ def run_search(
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = create_space(config.space, **config.model)
+    _check_training_settings(config)  # bad values fail before the store is touched
     device = resolve_device(config.device)
     data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     url = config.storage or store.default_storage_url()

@@ -116,6 +116,14 @@ def test_constrained_coarse_to_fine_keeps_the_budget(capsys: pytest.CaptureFixtu
         assert code == 2
 
 
+def test_bad_supernet_setting_fails_before_anything_is_stored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "search", *TINY_BIGNAS, "supernet.lr=-1")
+    assert code == 2 and "Bad supernet.* setting: lr must be a number > 0, but got lr=-1.0." in err
+    assert not DB.exists()
+
+
 def test_supernet_evaluator_needs_a_weight_sharing_space(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
