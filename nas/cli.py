@@ -29,9 +29,11 @@ commands:
                                   standalone PyTorch source (+ .safetensors weights)
 
 examples:
+  nas search space=bignas
   nas search space=nasnet
   nas search space=nasnet trials=20 objectives=[accuracy,flops] strategy=nsga2
-  nas export study=nasnet-digits trial=best out=net.py
+  nas search space=bignas objectives=[accuracy] strategy=coarse_to_fine constraints.max_flops=1e6
+  nas export study=bignas-digits trial=best out=net.py
 """
 
 
