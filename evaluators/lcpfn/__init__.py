@@ -3,19 +3,27 @@
 Adriaensen et al., "Efficient Bayesian Learning Curve Extrapolation using Prior-Data
 Fitted Networks", NeurIPS 2023. ``sample_curves`` draws training curves from the
 paper's prior; ``BarDistribution`` is the network's output distribution over the
-value of a later epoch, with borders from ``fit_borders``.
+value of a later epoch, with borders from ``fit_borders``. ``LCPFN`` is the network,
+trained on the prior by ``train_lcpfn``.
 """
 
 from __future__ import annotations
 
 from evaluators.lcpfn.bar_distribution import BarDistribution, fit_borders
+from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.prior import ilog2, janoschek, pow3, sample_curves
+from evaluators.lcpfn.train import LCPFNTrainSettings, lcpfn_learning_rate, train_lcpfn
 
 __all__ = [
+    "LCPFN",
     "BarDistribution",
+    "LCPFNConfig",
+    "LCPFNTrainSettings",
     "fit_borders",
     "ilog2",
     "janoschek",
+    "lcpfn_learning_rate",
     "pow3",
     "sample_curves",
+    "train_lcpfn",
 ]
