@@ -27,6 +27,8 @@ commands:
   show study=NAME [storage=URL]   a study's best / Pareto-optimal trials
   export study=NAME trial=best|N out=net.py [storage=URL]
                                   standalone PyTorch source (+ .safetensors weights)
+  lcpfn train [size=small|paper steps=N]
+                                  train the learning-curve extrapolator (resumable)
 
 examples:
   nas search space=bignas
@@ -125,12 +127,19 @@ def cmd_export(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_lcpfn(args: Sequence[str]) -> int:
+    from nas.lcpfn_command import cmd_lcpfn as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "spaces": cmd_spaces,
     "search": cmd_search,
     "studies": cmd_studies,
     "show": cmd_show,
     "export": cmd_export,
+    "lcpfn": cmd_lcpfn,
 }
 
 

@@ -1,0 +1,48 @@
+"""`nas lcpfn train`: trains on the prior, writes weights + card, resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from evaluators.lcpfn import LCPFN, LCPFNConfig
+from nas.cli import main
+from nas.lcpfn_command import SIZES
+
+ARGS = ["lcpfn", "train", "steps=4", "checkpoint_every=2", "batch_size=8", "out=m.safetensors"]
+
+
+def test_train_writes_a_loadable_network_and_resumes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(ARGS) == 0
+    out = capsys.readouterr().out
+    assert "step 4/4" in out
+    card = json.loads(Path("m.json").read_text())
+    assert card["command"] == "nas " + " ".join(ARGS) and card["settings"]["steps"] == 4
+    model = LCPFN(LCPFNConfig(**SIZES["small"]))
+    model.load_state_dict(load_file("m.safetensors"), strict=True)
+    logits = model.predict([torch.tensor([0.2, 0.4, 0.5])], torch.tensor([10, 100]))
+    assert logits.shape == (1, 2, model.config.buckets)
+
+    # Same command again: the finished checkpoint is reused, no step is trained.
+    assert main(ARGS) == 0
+    assert "step " not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lcpfn"], "Usage: nas lcpfn train"),
+        (["lcpfn", "train", "size=huge"], "Unknown size 'huge'. Allowed: paper, small."),
+        (["lcpfn", "train", "step=3"], "Did you mean 'steps'?"),
+    ],
+)
+def test_bad_input_is_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
