@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.checkpoint import CheckpointError
+from nas.checkpoint import CheckpointError, check_fingerprint, entry
 
 if TYPE_CHECKING:
     from evaluators.supernet import SupernetSettings
@@ -123,7 +123,12 @@ def restore(
             f"Checkpoint {path} has format {payload.get('format')!r}, not "
             f"{FORMAT}: it was written by another version; {_RESTART}."
         )
-    _compare(_get(payload, "fingerprint", dict, path), fingerprint, path)
+    check_fingerprint(
+        _get(payload, "fingerprint", dict, path),
+        dict(fingerprint),
+        path,
+        remedy="use a new study, or delete the file to train from scratch",
+    )
     epoch = _get(payload, "epoch", int, path)
     if epoch > settings.epochs:
         raise CheckpointError(
@@ -167,21 +172,4 @@ def restore(
 
 
 def _get(payload: dict[str, Any], key: str, kind: type, path: Path) -> Any:
-    value = payload.get(key)
-    # bool is an int, but never a valid epoch or step count.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise CheckpointError(f"Checkpoint {path} lacks a valid '{key}' entry; {_RESTART}.")
-    return value
-
-
-def _compare(stored: Mapping[str, Any], current: Fingerprint, path: Path) -> None:
-    missing = object()
-    for key in sorted(set(stored) | set(current)):
-        old, new = stored.get(key, missing), current.get(key, missing)
-        if old != new:
-            was = f"no {key}" if old is missing else f"{key}={old!r}"
-            now = f"no {key}" if new is missing else f"{key}={new!r}"
-            raise CheckpointError(
-                f"Checkpoint {path} was trained with {was}, but this run has {now}; use a new "
-                f"study, or delete the file to train from scratch."
-            )
+    return entry(payload, key, kind, path, remedy=_RESTART)

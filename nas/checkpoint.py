@@ -126,3 +126,27 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def entry(payload: dict[str, Any], key: str, kind: type, path: Path, *, remedy: str) -> Any:
+    """``payload[key]`` if it is a ``kind`` (a checkpoint is untrusted input)."""
+    value = payload.get(key)
+    # bool is an int, but never a valid epoch or step count.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CheckpointError(f"Checkpoint {path} lacks a valid '{key}' entry; {remedy}.")
+    return value
+
+
+def check_fingerprint(
+    stored: dict[str, Any], current: dict[str, Any], path: Path, *, remedy: str
+) -> None:
+    """``CheckpointError`` naming the first setting in which the two runs differ."""
+    missing = object()
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key, missing), current.get(key, missing)
+        if old != new:
+            was = f"no {key}" if old is missing else f"{key}={old!r}"
+            now = f"no {key}" if new is missing else f"{key}={new!r}"
+            raise CheckpointError(
+                f"Checkpoint {path} was trained with {was}, but this run has {now}; {remedy}."
+            )

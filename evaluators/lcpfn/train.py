@@ -23,7 +23,13 @@ from evaluators._checks import check_number
 from evaluators.lcpfn.bar_distribution import fit_borders
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.prior import sample_curves
-from nas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nas.checkpoint import (
+    CheckpointError,
+    check_fingerprint,
+    entry,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nas.errors import NasError
 
 # Bumped whenever the payload changes shape, so an old file is refused by name.
@@ -195,16 +201,9 @@ def _check(payload: dict[str, Any], fingerprint: dict[str, Any], path: Path) -> 
             f"written by another version; {_RESTART}."
         )
     stored = _get(payload, "fingerprint", dict, path)
-    missing = object()
-    for key in sorted(set(stored) | set(fingerprint)):
-        old, new = stored.get(key, missing), fingerprint.get(key, missing)
-        if old != new:
-            was = f"no {key}" if old is missing else f"{key}={old!r}"
-            now = f"no {key}" if new is missing else f"{key}={new!r}"
-            raise CheckpointError(
-                f"Checkpoint {path} was trained with {was}, but this run has {now}; use "
-                f"another checkpoint path, or {_RESTART}."
-            )
+    check_fingerprint(
+        stored, fingerprint, path, remedy=f"use another checkpoint path, or {_RESTART}"
+    )
 
 
 def _restore(
@@ -234,7 +233,4 @@ def _restore(
 
 
 def _get(payload: dict[str, Any], key: str, kind: type, path: Path) -> Any:
-    value = payload.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise CheckpointError(f"Checkpoint {path} lacks a valid '{key}' entry; {_RESTART}.")
-    return value
+    return entry(payload, key, kind, path, remedy=_RESTART)
