@@ -76,3 +76,15 @@ def test_bignas_ranking_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert summary["supernet_s"] > 0 and summary["cost_ratio"] > 0
     assert summary["biggest_gap"] == summary["biggest_inherited"] - summary["biggest_alone"]
     assert "Kendall tau-b" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_lcpfn_speed_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("lcpfn_speed").main(["--curves", "10", "--repeats", "1", "--sizes", "small"])
+
+    assert [row["size"] for row in rows] == ["small"]
+    row = rows[0]
+    assert row["curves"] == 10 and row["params"] > 0
+    assert row["seconds"] > 0 and row["curves_per_s"] > 0
+    assert row["target_s"] == 0.01 and isinstance(row["passed"], bool)
+    assert "curves/s" in capsys.readouterr().out

@@ -1,0 +1,121 @@
+"""LC-PFN prediction speed: many partial curves extrapolated in one ``CurvePredictor`` call.
+
+``--curves`` noisy curves from the LC-PFN prior (``sample_curves``, seed 0, 100 epochs),
+each cut at an epoch drawn uniformly from [1, 99] (seed 1), are predicted at the final
+epoch 100 in ONE call of ``CurvePredictor.predict`` (one padded forward pass, as long
+as the longest prefix), on the CPU with ``--threads`` torch threads. ``seconds`` is the
+median of ``--repeats`` calls after one warm-up call; each call includes the input
+checks, padding and the mean of the prediction. The weights are untrained (seed 0):
+the speed does not depend on them. Target: 1,000 curves in < 1 s.
+
+    python benchmarks/lcpfn_speed.py [--curves 1000] [--repeats 5] [--sizes small paper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+TARGET_CURVES = 1000
+TARGET_S = 1.0  # for TARGET_CURVES curves; scaled linearly for other counts
+LENGTH = 100  # epochs per curve, as in the paper's prior
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    from nas.lcpfn_command import SIZES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--curves", type=int, default=1000, help="partial curves per call")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (median)")
+    parser.add_argument(
+        "--sizes", nargs="+", choices=sorted(SIZES), default=["small", "paper"], help="models"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = parser.parse_args(argv)
+    for name in ("curves", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
+    return args
+
+
+def _partial_curves(count: int) -> list[list[float]]:
+    import numpy as np
+
+    from evaluators.lcpfn import sample_curves
+
+    noisy, _ = sample_curves(count, length=LENGTH, generator=np.random.default_rng(0))
+    cuts = np.random.default_rng(1).integers(1, LENGTH, size=count)  # uniform in [1, 99]
+    return [row[:cut].tolist() for row, cut in zip(noisy, cuts, strict=True)]
+
+
+def _row(size: str, curves: list[list[float]], args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from evaluators.lcpfn import LCPFN, CurvePredictor, LCPFNConfig
+    from nas.lcpfn_command import SIZES
+
+    torch.manual_seed(0)
+    model = LCPFN(LCPFNConfig(**SIZES[size], length=LENGTH))
+    predictor = CurvePredictor(model, device="cpu")
+
+    def call() -> None:
+        predictor.predict(curves, at_epoch=LENGTH).mean()
+
+    call()  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    target = TARGET_S * len(curves) / TARGET_CURVES
+    return {
+        "size": size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "curves": len(curves),
+        "seconds": seconds,
+        "curves_per_s": len(curves) / seconds,
+        "target_s": target,
+        "passed": seconds < target,
+    }
+
+
+def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
+    print(header_line)
+    header = (
+        f"{'size':<6} {'params':>11} {'curves':>7} {'seconds':>9} {'curves/s':>10} "
+        f"{'target s':>9} {'result':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['size']:<6} {row['params']:>11,} {row['curves']:>7} {row['seconds']:>9.3f} "
+            f"{row['curves_per_s']:>10.1f} {row['target_s']:>9.3f} "
+            f"{'PASS' if row['passed'] else 'FAIL':>6}"
+        )
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the benchmark, print its table and return its rows."""
+    import torch
+
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    curves = _partial_curves(args.curves)
+    rows = [_row(size, curves, args) for size in args.sizes]
+    longest = max(len(curve) for curve in curves)
+    _print_table(
+        rows,
+        f"lcpfn speed: {args.curves} prior curves cut in [1, {LENGTH - 1}] (longest {longest}), "
+        f"predicted at epoch {LENGTH} in one call, untrained weights, median of "
+        f"{args.repeats} after 1 warm-up, {torch.get_num_threads()} torch threads, cpu; "
+        f"target {TARGET_CURVES:,} curves in < {TARGET_S:g} s",
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

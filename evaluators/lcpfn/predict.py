@@ -1,0 +1,263 @@
+"""Extrapolate partial learning curves with a trained LC-PFN, in the metric's own units.
+
+Adriaensen et al., "Efficient Bayesian Learning Curve Extrapolation using Prior-Data
+Fitted Networks", NeurIPS 2023. The prior's curves are accuracies-like values in [0, 1]
+that increase; ``CurveScale`` maps a metric into that range and back, and
+``CurvePredictor`` turns a batch of partial curves of any lengths into one padded
+forward pass whose ``Prediction`` answers means, quantiles and probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from evaluators._checks import check_number
+from evaluators.lcpfn.bar_distribution import BarDistribution
+from evaluators.lcpfn.model import LCPFN
+from nas.errors import ConfigError
+
+ScaleKind = Literal["accuracy", "error", "loss"]
+_KINDS = ("accuracy", "error", "loss")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurveScale:
+    """A monotone map from a metric ``v`` to the prior's unit range ``u``, where higher is better.
+
+    * ``accuracy``: ``u = v``; values in [0, 1], higher is better.
+    * ``error``: ``u = 1 - v``; values in [0, 1] (e.g. an error rate), lower is better.
+    * ``loss``: ``u = clip(1 - v / upper, 0, 1)``; a loss >= 0, lower is better, and
+      ``upper`` is the loss that counts as worthless (u = 0), e.g. the loss of a
+      uniform guess, ``log(num_classes)``. Inverse: ``v = upper * (1 - u)``. Losses
+      above ``upper`` are clipped to u = 0, so choose ``upper`` at or above the worst
+      loss a curve can start from.
+
+    Every map is affine on its domain, so the mean transforms exactly; for ``error``
+    and ``loss`` the order reverses, so a lower quantile level in metric units is an
+    upper one in unit range (``Prediction`` handles that).
+
+    Attributes:
+        kind: ``"accuracy"``, ``"error"`` or ``"loss"``.
+        upper: The loss mapped to 0; required for ``"loss"``, forbidden otherwise.
+    """
+
+    kind: ScaleKind = "accuracy"
+    upper: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ConfigError(f"kind must be one of {_KINDS}, but got kind={self.kind!r}.")
+        if self.kind == "loss":
+            if self.upper is None:
+                raise ConfigError(
+                    "The loss scale needs upper, the loss that counts as worthless, e.g. "
+                    "CurveScale.loss(upper=math.log(num_classes))."
+                )
+            check_number("upper", self.upper, low=0.0, low_open=True)
+        elif self.upper is not None:
+            raise ConfigError(f"upper applies to the loss scale only, not kind={self.kind!r}.")
+
+    @classmethod
+    def accuracy(cls) -> CurveScale:
+        """Values in [0, 1], higher is better; the identity."""
+        return cls(kind="accuracy")
+
+    @classmethod
+    def error(cls) -> CurveScale:
+        """Values in [0, 1], lower is better; ``u = 1 - v``."""
+        return cls(kind="error")
+
+    @classmethod
+    def loss(cls, upper: float) -> CurveScale:
+        """Losses >= 0, lower is better; ``u = clip(1 - v / upper, 0, 1)``."""
+        return cls(kind="loss", upper=upper)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger metric value is a better one."""
+        return self.kind == "accuracy"
+
+    def to_unit(self, values: np.ndarray | Sequence[float] | float) -> np.ndarray:
+        """Metric values -> unit range, clipped to [0, 1]."""
+        v = np.asarray(values, dtype=np.float64)
+        if self.kind == "accuracy":
+            u = v
+        elif self.kind == "error":
+            u = 1.0 - v
+        else:
+            assert self.upper is not None  # checked in __post_init__
+            u = 1.0 - v / self.upper
+        return np.clip(u, 0.0, 1.0)
+
+    def from_unit(self, values: np.ndarray | Sequence[float] | float) -> np.ndarray:
+        """Unit range -> metric values; the inverse of :meth:`to_unit` on its domain."""
+        u = np.asarray(values, dtype=np.float64)
+        if self.kind == "accuracy":
+            return u
+        if self.kind == "error":
+            return 1.0 - u
+        assert self.upper is not None
+        return self.upper * (1.0 - u)
+
+    def check(self, values: np.ndarray, where: str) -> None:
+        """Raise ``ConfigError`` unless ``values`` lie in the scale's domain."""
+        if not np.isfinite(values).all():
+            raise ConfigError(f"{where} must hold finite numbers, but got {values.tolist()!r}.")
+        low, high = (0.0, None) if self.kind == "loss" else (0.0, 1.0)
+        if values.min() < low or (high is not None and values.max() > high):
+            bound = ">= 0" if high is None else "in [0, 1]"
+            raise ConfigError(
+                f"{where} must be {bound} for the {self.kind} scale, but range over "
+                f"[{values.min():g}, {values.max():g}]."
+            )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted distribution of each curve's value at the queried epochs.
+
+    Results have shape (B,) for a single ``at_epoch`` and (B, Q) for a sequence of
+    them, and are numpy float64 arrays in the metric's own units.
+
+    Attributes:
+        logits: Raw network output, shape (B, Q, buckets), over the unit range.
+        distribution: The bar distribution that reads ``logits``.
+        scale: The metric's map to and from the unit range.
+        epochs: The queried epochs, shape (Q,), counted from 1.
+        single: True when one epoch was queried as an int (results drop the Q axis).
+    """
+
+    logits: torch.Tensor
+    distribution: BarDistribution = field(repr=False)
+    scale: CurveScale
+    epochs: tuple[int, ...]
+    single: bool = False
+
+    def _out(self, unit: torch.Tensor, *, to_metric: bool = True) -> np.ndarray:
+        array = unit.detach().cpu().to(torch.float64).numpy()
+        if to_metric:
+            array = self.scale.from_unit(array)
+        return array[:, 0] if self.single else array
+
+    def mean(self) -> np.ndarray:
+        """Expected value."""
+        return self._out(self.distribution.mean(self.logits))
+
+    def quantile(self, q: float) -> np.ndarray:
+        """The value below which a share ``q`` of the mass lies, in metric units.
+
+        Increasing in ``q`` for every scale: for ``error`` and ``loss`` the map reverses
+        order, so the metric's ``q``-quantile is the unit range's ``(1 - q)``-quantile.
+        """
+        check_number("q", q, low=0.0, high=1.0)
+        level = q if self.scale.higher_is_better else 1.0 - q
+        return self._out(self.distribution.quantile(self.logits, float(level)))
+
+    def prob_greater(self, threshold: float) -> np.ndarray:
+        """``P(V > threshold)`` for the metric value ``V``, whatever its direction."""
+        check_number("threshold", threshold, low=-math.inf)
+        unit = float(self.scale.to_unit(threshold))
+        cdf = self.distribution.cdf(self.logits, unit)  # P(U <= u)
+        # For a reversing scale V > t exactly when U < u; the density has no atoms.
+        greater = 1.0 - cdf if self.scale.higher_is_better else cdf
+        return self._out(greater, to_metric=False)
+
+    def prob_better(self, threshold: float) -> np.ndarray:
+        """Chance of beating ``threshold``: ``P(V > t)`` for accuracy, ``P(V < t)`` for
+        error and loss. This is the quantity for early stopping against an incumbent.
+
+        A threshold outside the scale's domain is clipped to it first (e.g. a loss
+        above ``upper`` is beaten with probability 1).
+        """
+        check_number("threshold", threshold, low=-math.inf)
+        unit = float(self.scale.to_unit(threshold))
+        # Better in the metric is higher in the unit range for every scale.
+        return self._out(1.0 - self.distribution.cdf(self.logits, unit), to_metric=False)
+
+
+class CurvePredictor:
+    """Predicts later epochs of partial curves in one padded forward pass.
+
+    Args:
+        model: A trained LC-PFN; moved to ``device`` and put in eval mode.
+        scale: How the curves' metric maps to the prior's [0, 1].
+        device: Where to run the network.
+    """
+
+    def __init__(
+        self,
+        model: LCPFN,
+        *,
+        scale: CurveScale | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.scale = CurveScale.accuracy() if scale is None else scale
+
+    def predict(
+        self, curves: Sequence[Sequence[float]], at_epoch: int | Sequence[int]
+    ) -> Prediction:
+        """The distribution of each curve's value at ``at_epoch``.
+
+        Args:
+            curves: Observed values of epochs 1, 2, ... per curve, in metric units;
+                each needs at least one value and fewer than ``model.config.length``.
+            at_epoch: Epoch (counted from 1) or epochs to predict, the same for every
+                curve; each must come after every curve's last observed epoch and be at
+                most ``model.config.length``.
+
+        Raises:
+            ConfigError: An empty batch or curve, a curve too long, a value that is not
+                finite or outside the scale's domain, or an epoch out of range.
+        """
+        length = self.model.config.length
+        if isinstance(curves, (str, bytes)) or not isinstance(curves, Sequence) or not curves:
+            raise ConfigError("curves must be a non-empty list of curves (lists of values).")
+        rows: list[np.ndarray] = []
+        for index, curve in enumerate(curves):
+            try:
+                values = np.asarray(curve, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"curves[{index}] must be a list of numbers: {error}.") from None
+            if not 1 <= values.size < length:
+                raise ConfigError(
+                    f"Each curve needs 1 to {length - 1} observed epochs (the model's length "
+                    f"is {length}), but curves[{index}] has {values.size}."
+                )
+            self.scale.check(values, f"curves[{index}]")
+            rows.append(self.scale.to_unit(values))
+        single = not isinstance(at_epoch, Sequence)
+        raw: Sequence[object] = at_epoch if isinstance(at_epoch, Sequence) else [at_epoch]
+        longest = max(row.size for row in rows)
+        if not raw:
+            raise ConfigError("at_epoch must name at least one epoch.")
+        epochs: list[int] = []
+        for epoch in raw:
+            if (
+                not isinstance(epoch, (int, np.integer))
+                or isinstance(epoch, bool)
+                or not longest < int(epoch) <= length
+            ):
+                raise ConfigError(
+                    f"at_epoch must be an integer after every curve's last observed epoch "
+                    f"(the longest curve has {longest}) and at most the model's length "
+                    f"{length}, but got at_epoch={epoch!r}."
+                )
+            epochs.append(int(epoch))
+        lengths = [row.size for row in rows]
+        padded = np.zeros((len(rows), longest), dtype=np.float32)
+        for index, row in enumerate(rows):
+            padded[index, : row.size] = row
+        logits = self.model.predict(
+            torch.from_numpy(padded),
+            torch.tensor(epochs, dtype=torch.float32),
+            lengths=torch.tensor(lengths),
+        )  # (B, Q, buckets)
+        return Prediction(logits, self.model.distribution, self.scale, tuple(epochs), single)
