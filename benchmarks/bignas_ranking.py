@@ -91,19 +91,16 @@ def _kendall(x: list[float], y: list[float]) -> float:
 
 
 def _inherited(supernet: Any, arch: Any, data: Any, settings: Any, device: Any) -> float:
-    from evaluators import evaluate_accuracy
-    from evaluators.calibration import CALIBRATION_SEED, recalibrate_batch_norm
+    from evaluators import inherited_accuracy
 
     child = supernet.extract(arch).to(device)
-    recalibrate_batch_norm(
+    return inherited_accuracy(
         child,
-        data.train,
+        data,
         device=device,
         batches=settings.calibration_batches,
         batch_size=settings.batch_size,
-        seed=CALIBRATION_SEED,
     )
-    return evaluate_accuracy(child, data.val, device=device)
 
 
 def _alone(space: Any, arch: Any, data: Any, train: Any, device: Any, seed: int) -> float:

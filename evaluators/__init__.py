@@ -20,6 +20,7 @@ from evaluators.standalone import (
 from evaluators.supernet import (
     SupernetEpochReport,
     SupernetSettings,
+    inherited_accuracy,
     supernet_learning_rate,
     train_supernet,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "TrainSettings",
     "TrainingDiverged",
     "evaluate_accuracy",
+    "inherited_accuracy",
     "preserved_rng",
     "recalibrate_batch_norm",
     "supernet_learning_rate",

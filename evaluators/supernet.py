@@ -375,6 +375,23 @@ class _Sandwich:
         return total
 
 
+def inherited_accuracy(
+    child: nn.Module, data: DatasetSplits, *, device: torch.device, batches: int, batch_size: int
+) -> float:
+    """Validation accuracy of a child extracted from a supernet, after its BN statistics
+    are recalibrated; every child sees the same calibration batches (``CALIBRATION_SEED``),
+    so their scores compare fairly."""
+    recalibrate_batch_norm(
+        child,
+        data.train,
+        device=device,
+        batches=batches,
+        batch_size=batch_size,
+        seed=CALIBRATION_SEED,
+    )
+    return evaluate_accuracy(child, data.val, device=device)
+
+
 def _validate(
     net: _Supernet, arch: Any, data: DatasetSplits, settings: SupernetSettings, device: torch.device
 ) -> float:
@@ -382,15 +399,13 @@ def _validate(
     # stream that training continues from.
     with preserved_rng(device):
         child = net.extract(arch).to(device)
-    recalibrate_batch_norm(
+    return inherited_accuracy(
         child,
-        data.train,
+        data,
         device=device,
         batches=settings.calibration_batches,
         batch_size=settings.batch_size,
-        seed=CALIBRATION_SEED,
     )
-    return evaluate_accuracy(child, data.val, device=device)
 
 
 def _check_finite(step_losses: torch.Tensor, epoch: int, settings: SupernetSettings) -> None:

@@ -182,18 +182,15 @@ class SupernetRunner(TrialRunner):
         return self.supernet.extract(arch)  # type: ignore[operator]
 
     def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
-        from evaluators import CALIBRATION_SEED, evaluate_accuracy, recalibrate_batch_norm
+        from evaluators import inherited_accuracy
 
-        # Every child sees the same calibration batches, so their scores compare fairly.
-        recalibrate_batch_norm(
+        accuracy = inherited_accuracy(
             model,
-            self.data.train,
+            self.data,
             device=self.device,
             batches=self.config.supernet.calibration_batches,
             batch_size=self.config.supernet.batch_size,
-            seed=CALIBRATION_SEED,
         )
-        accuracy = evaluate_accuracy(model, self.data.val, device=self.device)
         self.reporter.epoch(trial.number, 1, 1, accuracy)
         return accuracy
 
