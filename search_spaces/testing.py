@@ -11,9 +11,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -80,3 +81,23 @@ def max_abs_differences(cases: Mapping[str, ExportCase], workdir: Path) -> dict[
         raise AssertionError(f"exported code failed in a fresh interpreter:\n{result.stderr}")
     diffs: dict[str, float] = json.loads(result.stdout)
     return diffs
+
+
+DELETE = object()  # with ``mutate``: remove the key instead of replacing its value
+
+
+def mutate(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], Any]:
+    """A function that sets (or, with ``DELETE``, removes) ``path`` in an encoded
+    architecture: a malformed input for a space's ``decode`` tests."""
+
+    def apply(data: dict[str, Any]) -> Any:
+        target: Any = data
+        for key in path[:-1]:
+            target = target[key]
+        if value is DELETE:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+        return data
+
+    return apply

@@ -32,7 +32,13 @@ from search_spaces.bignas import (
     MBConv,
     StageArch,
 )
-from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
+from search_spaces.testing import (
+    DELETE,
+    ExportCase,
+    imported_modules,
+    max_abs_differences,
+    mutate,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -200,21 +206,6 @@ def test_skeleton_params() -> None:
 
 
 # ----------------------------------------------------------------------------- untrusted input
-def _mutate(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], Any]:
-    def apply(data: dict[str, Any]) -> Any:
-        target: Any = data
-        for key in path[:-1]:
-            target = target[key]
-        if value is _DELETE:
-            del target[path[-1]]
-        else:
-            target[path[-1]] = value
-        return data
-
-    return apply
-
-
-_DELETE = object()
 _S1 = ("stages", 1)
 
 MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
@@ -222,32 +213,32 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("list", lambda d: [d], "architecture"),
     ("string", lambda d: json.dumps(d), "architecture"),
     ("empty-dict", lambda d: {}, "'resolution'"),
-    ("missing-head", _mutate(("head",), _DELETE), "'head'"),
-    ("extra-key", _mutate(("version",), 2), "'version'"),
-    ("non-string-key", _mutate((1,), 2), "architecture"),
-    ("resolution-bool", _mutate(("resolution",), True), "resolution"),
-    ("resolution-float", _mutate(("resolution",), 12.0), "resolution"),
-    ("resolution-off-grid", _mutate(("resolution",), 11), "resolution"),
-    ("stem-string", _mutate(("stem",), "16"), "stem"),
-    ("head-huge", _mutate(("head",), 10**100), "head"),
-    ("stages-dict", _mutate(("stages",), {"0": 1}), "stages"),
-    ("stages-string", _mutate(("stages",), "abc"), "stages"),
-    ("too-few-stages", lambda d: _mutate(("stages",), d["stages"][:2])(d), "stages"),
-    ("huge-stage-list", _mutate(("stages",), [{}] * 100_000), "stages"),
-    ("stage-not-dict", _mutate(_S1, 7), "stages[1]"),
-    ("stage-extra-key", _mutate((*_S1, "stride"), 2), "stages[1]"),
-    ("stage-missing-key", _mutate((*_S1, "kernels"), _DELETE), "stages[1]"),
-    ("width-off-grid", _mutate((*_S1, "width"), 20), "stages[1].width"),
-    ("width-bool", _mutate((*_S1, "width"), True), "stages[1].width"),
-    ("depth-too-deep", _mutate((*_S1, "depth"), 4), "stages[1].depth"),
-    ("depth-none", _mutate((*_S1, "depth"), None), "stages[1].depth"),
-    ("kernels-short", _mutate((*_S1, "kernels"), [3, 3]), "stages[1].kernels"),
-    ("kernels-string", _mutate((*_S1, "kernels"), "333"), "stages[1].kernels"),
-    ("kernels-huge", _mutate((*_S1, "kernels"), [3] * 1_000_000), "stages[1].kernels"),
-    ("kernel-even", _mutate((*_S1, "kernels", 2), 4), "stages[1].kernels[2]"),
-    ("kernel-float", _mutate((*_S1, "kernels", 0), 3.0), "stages[1].kernels[0]"),
-    ("expand-code", _mutate((*_S1, "expands", 1), "__import__('os')"), "stages[1].expands[1]"),
-    ("expand-not-allowed", _mutate(("stages", 0, "expands", 0), 2), "stages[0].expands[0]"),
+    ("missing-head", mutate(("head",), DELETE), "'head'"),
+    ("extra-key", mutate(("version",), 2), "'version'"),
+    ("non-string-key", mutate((1,), 2), "architecture"),
+    ("resolution-bool", mutate(("resolution",), True), "resolution"),
+    ("resolution-float", mutate(("resolution",), 12.0), "resolution"),
+    ("resolution-off-grid", mutate(("resolution",), 11), "resolution"),
+    ("stem-string", mutate(("stem",), "16"), "stem"),
+    ("head-huge", mutate(("head",), 10**100), "head"),
+    ("stages-dict", mutate(("stages",), {"0": 1}), "stages"),
+    ("stages-string", mutate(("stages",), "abc"), "stages"),
+    ("too-few-stages", lambda d: mutate(("stages",), d["stages"][:2])(d), "stages"),
+    ("huge-stage-list", mutate(("stages",), [{}] * 100_000), "stages"),
+    ("stage-not-dict", mutate(_S1, 7), "stages[1]"),
+    ("stage-extra-key", mutate((*_S1, "stride"), 2), "stages[1]"),
+    ("stage-missing-key", mutate((*_S1, "kernels"), DELETE), "stages[1]"),
+    ("width-off-grid", mutate((*_S1, "width"), 20), "stages[1].width"),
+    ("width-bool", mutate((*_S1, "width"), True), "stages[1].width"),
+    ("depth-too-deep", mutate((*_S1, "depth"), 4), "stages[1].depth"),
+    ("depth-none", mutate((*_S1, "depth"), None), "stages[1].depth"),
+    ("kernels-short", mutate((*_S1, "kernels"), [3, 3]), "stages[1].kernels"),
+    ("kernels-string", mutate((*_S1, "kernels"), "333"), "stages[1].kernels"),
+    ("kernels-huge", mutate((*_S1, "kernels"), [3] * 1_000_000), "stages[1].kernels"),
+    ("kernel-even", mutate((*_S1, "kernels", 2), 4), "stages[1].kernels[2]"),
+    ("kernel-float", mutate((*_S1, "kernels", 0), 3.0), "stages[1].kernels[0]"),
+    ("expand-code", mutate((*_S1, "expands", 1), "__import__('os')"), "stages[1].expands[1]"),
+    ("expand-not-allowed", mutate(("stages", 0, "expands", 0), 2), "stages[0].expands[0]"),
 ]
 
 

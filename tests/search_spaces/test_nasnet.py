@@ -31,7 +31,13 @@ from search_spaces.nasnet import (
     ScheduledDropPath,
 )
 from search_spaces.nasnet.ops import UnusedCell
-from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
+from search_spaces.testing import (
+    DELETE,
+    ExportCase,
+    imported_modules,
+    max_abs_differences,
+    mutate,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -227,21 +233,6 @@ def test_sample_asks_only_stable_categorical_parameters() -> None:
 
 
 # ----------------------------------------------------------------------------- untrusted input
-def _mutate(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], Any]:
-    def apply(data: dict[str, Any]) -> Any:
-        target: Any = data
-        for key in path[:-1]:
-            target = target[key]
-        if value is _DELETE:
-            del target[path[-1]]
-        else:
-            target[path[-1]] = value
-        return data
-
-    return apply
-
-
-_DELETE = object()
 _B0 = ("normal", "blocks", 0)
 
 MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
@@ -249,48 +240,48 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("list", lambda d: [d], "architecture"),
     ("string", lambda d: json.dumps(d), "architecture"),
     ("empty-dict", lambda d: {}, "'normal'"),
-    ("missing-cell", _mutate(("reduction",), _DELETE), "'reduction'"),
-    ("extra-key", _mutate(("version",), 2), "'version'"),
-    ("non-string-key", _mutate((1,), 2), "architecture"),
-    ("cell-not-dict", _mutate(("normal",), [1, 2]), "normal"),
-    ("blocks-string", _mutate(("normal", "blocks"), "b0b1b2b3b4"), "normal.blocks"),
+    ("missing-cell", mutate(("reduction",), DELETE), "'reduction'"),
+    ("extra-key", mutate(("version",), 2), "'version'"),
+    ("non-string-key", mutate((1,), 2), "architecture"),
+    ("cell-not-dict", mutate(("normal",), [1, 2]), "normal"),
+    ("blocks-string", mutate(("normal", "blocks"), "b0b1b2b3b4"), "normal.blocks"),
     (
         "too-few-blocks",
-        lambda d: _mutate(("normal", "blocks"), d["normal"]["blocks"][:4])(d),
+        lambda d: mutate(("normal", "blocks"), d["normal"]["blocks"][:4])(d),
         "normal.blocks",
     ),
-    ("huge-block-list", _mutate(("reduction", "blocks"), [{}] * 100_000), "reduction.blocks"),
-    ("block-not-dict", _mutate(_B0, 7), "normal.blocks[0]"),
-    ("block-missing-key", _mutate((*_B0, "combine"), _DELETE), "normal.blocks[0]"),
-    ("block-extra-key", _mutate((*_B0, "op3"), "identity"), "normal.blocks[0]"),
-    ("input-bool", _mutate((*_B0, "input1"), True), "normal.blocks[0].input1"),
-    ("input-negative", _mutate((*_B0, "input2"), -1), "normal.blocks[0].input2"),
-    ("input-forward-ref", _mutate((*_B0, "input1"), 2), "normal.blocks[0].input1"),
+    ("huge-block-list", mutate(("reduction", "blocks"), [{}] * 100_000), "reduction.blocks"),
+    ("block-not-dict", mutate(_B0, 7), "normal.blocks[0]"),
+    ("block-missing-key", mutate((*_B0, "combine"), DELETE), "normal.blocks[0]"),
+    ("block-extra-key", mutate((*_B0, "op3"), "identity"), "normal.blocks[0]"),
+    ("input-bool", mutate((*_B0, "input1"), True), "normal.blocks[0].input1"),
+    ("input-negative", mutate((*_B0, "input2"), -1), "normal.blocks[0].input2"),
+    ("input-forward-ref", mutate((*_B0, "input1"), 2), "normal.blocks[0].input1"),
     (
         "input-float",
-        _mutate(("reduction", "blocks", 3, "input2"), 1.0),
+        mutate(("reduction", "blocks", 3, "input2"), 1.0),
         "reduction.blocks[3].input2",
     ),
-    ("input-string", _mutate((*_B0, "input1"), "1"), "normal.blocks[0].input1"),
-    ("input-huge", _mutate((*_B0, "input1"), 10**100), "normal.blocks[0].input1"),
-    ("op-unknown", _mutate((*_B0, "op1"), "sep_conv_9x9"), "normal.blocks[0].op1"),
-    ("op-none", _mutate((*_B0, "op2"), None), "normal.blocks[0].op2"),
-    ("op-code", _mutate((*_B0, "op2"), "__import__('os').system('x')"), "normal.blocks[0].op2"),
-    ("op-huge", _mutate((*_B0, "op1"), "x" * 1_000_000), "normal.blocks[0].op1"),
-    ("combine-unknown", _mutate((*_B0, "combine"), "mul"), "normal.blocks[0].combine"),
-    ("concat-empty", _mutate(("normal", "concat"), []), "normal.concat"),
-    ("concat-duplicate", _mutate(("normal", "concat"), [0, 2, 2, 3, 4, 5, 6]), "normal.concat"),
-    ("concat-unsorted", _mutate(("normal", "concat"), [6, 5, 4, 3, 2, 0]), "normal.concat"),
-    ("concat-out-of-range", _mutate(("normal", "concat"), [2, 3, 4, 5, 6, 7]), "normal.concat"),
-    ("concat-string", _mutate(("normal", "concat"), "023456"), "normal.concat"),
-    ("concat-bool", _mutate(("normal", "concat"), [True, 2, 3, 4, 5, 6]), "normal.concat"),
-    ("concat-huge", _mutate(("normal", "concat"), list(range(100_000))), "normal.concat"),
+    ("input-string", mutate((*_B0, "input1"), "1"), "normal.blocks[0].input1"),
+    ("input-huge", mutate((*_B0, "input1"), 10**100), "normal.blocks[0].input1"),
+    ("op-unknown", mutate((*_B0, "op1"), "sep_conv_9x9"), "normal.blocks[0].op1"),
+    ("op-none", mutate((*_B0, "op2"), None), "normal.blocks[0].op2"),
+    ("op-code", mutate((*_B0, "op2"), "__import__('os').system('x')"), "normal.blocks[0].op2"),
+    ("op-huge", mutate((*_B0, "op1"), "x" * 1_000_000), "normal.blocks[0].op1"),
+    ("combine-unknown", mutate((*_B0, "combine"), "mul"), "normal.blocks[0].combine"),
+    ("concat-empty", mutate(("normal", "concat"), []), "normal.concat"),
+    ("concat-duplicate", mutate(("normal", "concat"), [0, 2, 2, 3, 4, 5, 6]), "normal.concat"),
+    ("concat-unsorted", mutate(("normal", "concat"), [6, 5, 4, 3, 2, 0]), "normal.concat"),
+    ("concat-out-of-range", mutate(("normal", "concat"), [2, 3, 4, 5, 6, 7]), "normal.concat"),
+    ("concat-string", mutate(("normal", "concat"), "023456"), "normal.concat"),
+    ("concat-bool", mutate(("normal", "concat"), [True, 2, 3, 4, 5, 6]), "normal.concat"),
+    ("concat-huge", mutate(("normal", "concat"), list(range(100_000))), "normal.concat"),
     (
         "reduction-concat-input",
-        _mutate(("reduction", "concat"), [0, 3, 4, 5, 6]),
+        mutate(("reduction", "concat"), [0, 3, 4, 5, 6]),
         "reduction.concat",
     ),
-    ("dead-block", _mutate(("normal", "concat"), [0, 2, 3, 4, 5]), "normal.concat"),
+    ("dead-block", mutate(("normal", "concat"), [0, 2, 3, 4, 5]), "normal.concat"),
 ]
 
 
