@@ -118,19 +118,28 @@ class LCPFN(nn.Module):
         self.head = nn.Linear(config.emsize, config.buckets)
 
     def forward(
-        self, epochs: torch.Tensor, values: torch.Tensor, observed: torch.Tensor
+        self,
+        epochs: torch.Tensor,
+        values: torch.Tensor,
+        observed: torch.Tensor,
+        *,
+        first_output: int = 0,
     ) -> torch.Tensor:
-        """Logits over the buckets for every token.
+        """Logits over the buckets for every token from ``first_output`` on.
 
         Args:
             epochs: Epoch of each token, counted from 1, shape (B, T).
             values: Curve value of each token, shape (B, T); read only where observed.
             observed: True for the tokens of the observed prefix, shape (B, T); each
                 curve needs at least one. Every other token is a query.
+            first_output: Tokens before it get no logits; prediction puts every query
+                last and skips the observed tokens, whose logits it would not read
+                (the output layer is the widest one).
 
         Returns:
-            Logits of shape (B, T, buckets); those of observed tokens are meaningless
-            for prediction (they see their own value) and are ignored by training.
+            Logits of shape (B, T - first_output, buckets); those of observed tokens
+            are meaningless for prediction (they see their own value) and are ignored
+            by training.
         """
         if not bool(observed.any(dim=-1).all()):
             raise ConfigError("Every curve needs at least one observed epoch to predict from.")
@@ -146,7 +155,7 @@ class LCPFN(nn.Module):
         x = self.epoch_embedding(t) + marker  # (B, T, C)
         for block in self.blocks:
             x = block(x, observed)  # (B, T, C)
-        return self.head(self.norm(x))  # (B, T, buckets)
+        return self.head(self.norm(x[:, first_output:]))  # (B, T - first_output, buckets)
 
     @torch.no_grad()
     def predict(
@@ -205,4 +214,4 @@ class LCPFN(nn.Module):
         inputs = torch.cat([values, torch.zeros_like(queries)], dim=1)  # (B, N + Q)
         seen = torch.arange(N, device=device) < count[:, None]  # (B, N)
         mask = torch.cat([seen, torch.zeros_like(queries, dtype=torch.bool)], dim=1)
-        return self(epochs, inputs, mask)[:, N:]  # (B, Q, buckets)
+        return self(epochs, inputs, mask, first_output=N)  # (B, Q, buckets)

@@ -124,3 +124,20 @@ def test_bad_scales_and_levels(predictor: CurvePredictor) -> None:
         prediction.prob_better(float("nan"))
     with pytest.raises(ConfigError, match=">= 0"):
         CurvePredictor(predictor.model, scale=CurveScale.loss(upper=2.0)).predict([[-0.1]], 20)
+
+
+def test_length_sorted_chunks_keep_the_callers_order(model: LCPFN) -> None:
+    # Lengths out of order, so sorting into chunks must be undone in the result.
+    curves = [[0.1 * (i % 5) + 0.01 * j for j in range(1 + (7 * i) % 13)] for i in range(11)]
+    whole = CurvePredictor(model, chunk_size=64).predict(curves, at_epoch=[15, 20])
+    chunked = CurvePredictor(model, chunk_size=3).predict(curves, at_epoch=[15, 20])
+    one_by_one = [CurvePredictor(model).predict([c], at_epoch=[15, 20]) for c in curves]
+
+    torch.testing.assert_close(chunked.logits, whole.logits, rtol=0, atol=1e-5)
+    for row, single in enumerate(one_by_one):
+        torch.testing.assert_close(whole.logits[row], single.logits[0], rtol=0, atol=1e-5)
+
+
+def test_chunk_size_must_be_positive(model: LCPFN) -> None:
+    with pytest.raises(ConfigError, match="chunk_size"):
+        CurvePredictor(model, chunk_size=0)
