@@ -2,7 +2,7 @@
 
 Resumable: the checkpoint is written every ``checkpoint_every`` steps, and running the
 same command again continues from it. The finished network is written as safetensors
-with a JSON card (command, seed, steps, sizes) next to it.
+with a JSON card (command, seed, steps, sizes, held-out scores) next to it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nas.config import compose
 from nas.errors import ConfigError, unknown_choice
@@ -23,6 +24,8 @@ SIZES = {
     "paper": {"emsize": 512, "layers": 12, "heads": 4, "hidden": 1024},
     "small": {"emsize": 128, "layers": 4, "heads": 4, "hidden": 256},
 }
+# Held-out prior curves scored into the card of every trained network.
+HELD_OUT_CURVES = 2000
 
 
 @dataclass
@@ -47,6 +50,25 @@ def _progress_printer(every: int) -> object:
             print(f"[lcpfn] step {step}/{steps}: loss {loss:.4f} ({rate:.2f} steps/s)", flush=True)
 
     return on_step
+
+
+def _held_out_scores(model: Any, length: int) -> dict[str, Any]:
+    """Final-value scores on fresh prior curves, for the card next to the weights."""
+    from evaluators.lcpfn.evaluate import HELD_OUT_SEED, held_out_curves, score_at_cutoffs
+
+    curves = held_out_curves(HELD_OUT_CURVES, length=length)
+    scores = score_at_cutoffs(model.cpu(), curves)
+    for row in scores:
+        print(
+            f"held-out cutoff {row.cutoff}: log-likelihood {row.log_likelihood:.3f}, "
+            f"MSE {row.mse:.2e}, 90% coverage {row.coverage90:.3f}"
+        )
+    return {
+        "curves": HELD_OUT_CURVES,
+        "seed": HELD_OUT_SEED,
+        "target": f"value at epoch {length}",
+        "scores": [row.as_dict() for row in scores],
+    }
 
 
 def cmd_lcpfn(args: Sequence[str]) -> int:
@@ -93,6 +115,7 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
         "size": config.size,
         "network": vars(network),
         "settings": settings.as_dict(),
+        "held_out": _held_out_scores(model, network.length),
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(f"LC-PFN -> {out} (+ {out.with_suffix('.json').name})")

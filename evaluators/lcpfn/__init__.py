@@ -13,6 +13,7 @@ from __future__ import annotations
 from evaluators.lcpfn.bar_distribution import BarDistribution, fit_borders
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.predict import CurvePredictor, CurveScale, Prediction
+from evaluators.lcpfn.pretrained import load_lcpfn, pretrained_path
 from evaluators.lcpfn.prior import ilog2, janoschek, pow3, sample_curves
 from evaluators.lcpfn.train import LCPFNTrainSettings, lcpfn_learning_rate, train_lcpfn
 
@@ -28,7 +29,9 @@ __all__ = [
     "ilog2",
     "janoschek",
     "lcpfn_learning_rate",
+    "load_lcpfn",
     "pow3",
+    "pretrained_path",
     "sample_curves",
     "train_lcpfn",
 ]
