@@ -21,7 +21,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from nas.errors import ConfigError, close_match_hint, unknown_choice
 
 STRATEGIES = ("tpe", "random", "nsga2", "coarse_to_fine")
-PRUNERS = ("none", "median", "hyperband", "successive_halving")
+PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
 EVALUATORS = ("standalone", "supernet")
 DATASETS = ("digits", "cifar10", "folder")
@@ -70,6 +70,17 @@ class ConstraintsConfig:
 
 
 @dataclass
+class LCPFNPrunerConfig:
+    """``pruner=lcpfn``: stop a trial once P(it ends better than the target) < threshold."""
+
+    threshold: float = 0.05
+    min_epochs: int = 2  # observed epochs before any decision
+    rank: int = 1  # single objective: target the rank-th best finished trial
+    startup_trials: int = 3  # complete trials before anything is stopped
+    weights: str | None = None  # a network from `nas lcpfn train`; default: the shipped one
+
+
+@dataclass
 class SearchConfig:
     """Everything ``nas search`` needs; see studies/defaults.yaml for what each key means."""
 
@@ -94,6 +105,7 @@ class SearchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
+    lcpfn: LCPFNPrunerConfig = field(default_factory=LCPFNPrunerConfig)
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,6 +274,13 @@ def validate_search(config: SearchConfig) -> None:
     _check_positive("epochs", config.epochs)
     _check_positive("timeout", config.timeout, allow_none=True)
     _check_positive("image_size", config.image_size, allow_none=True)
+    lcpfn = config.lcpfn
+    if not 0 < lcpfn.threshold < 1:
+        raise ConfigError(f"'lcpfn.threshold' must be in (0, 1), but got {lcpfn.threshold}.")
+    _check_positive("lcpfn.min_epochs", lcpfn.min_epochs)
+    _check_positive("lcpfn.rank", lcpfn.rank)
+    if lcpfn.startup_trials < 0:
+        raise ConfigError(f"'lcpfn.startup_trials' must be >= 0, but got {lcpfn.startup_trials}.")
     if config.seed < 0:
         raise ConfigError(f"'seed' must be >= 0, but got seed={config.seed}.")
     if config.study is not None and not config.study.strip():

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from evaluators import SupernetEpochReport
     from nas.data import DatasetSplits
+    from nas.early_stopping import CurveStopper
     from search_spaces.base import SearchSpace, WeightSharingSpace
 
 
@@ -67,7 +68,7 @@ class TrialRunner:
 
         model = self.prepare(arch, seed)
         costs = self.record_costs(trial, model)
-        accuracy = self.score(trial, model, seed)
+        accuracy = self.score(trial, model, seed, costs)
         if self.config.keep_weights:
             self.save_weights(trial, model)
         values = {"accuracy": accuracy, **costs}
@@ -77,8 +78,10 @@ class TrialRunner:
         """The network whose costs are measured and which ``score`` evaluates."""
         raise NotImplementedError
 
-    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
-        """Validation accuracy (fraction) of ``model``."""
+    def score(
+        self, trial: optuna.Trial, model: nn.Module, seed: int, costs: dict[str, float]
+    ) -> float:
+        """Validation accuracy (fraction) of ``model``, whose ``costs`` are measured."""
         raise NotImplementedError
 
     def record_costs(self, trial: optuna.Trial, model: nn.Module) -> dict[str, float]:
@@ -134,8 +137,14 @@ class StandaloneRunner(TrialRunner):
 
         super().__init__(*args, **kwargs)
         self.settings = TrainSettings(epochs=self.config.epochs, **to_container(self.config.train))
-        # Optuna's report()/prune only exist for single-objective studies.
+        # Optuna's report()/prune only exist for single-objective studies; with costs
+        # as objectives, pruner=lcpfn stops trials here, against the Pareto front.
         self.prunable = len(self.config.objectives) == 1
+        self.pareto_stopper: CurveStopper | None = None
+        if not self.prunable and self.config.pruner == "lcpfn":
+            from nas.strategies import create_curve_stopper
+
+            self.pareto_stopper = create_curve_stopper(self.config)
 
     def prepare(self, arch: Any, seed: int) -> nn.Module:
         import torch
@@ -143,12 +152,15 @@ class StandaloneRunner(TrialRunner):
         torch.manual_seed(seed)  # the initial weights belong to the trial's seed
         return self.space.build(arch, self.data.spec)
 
-    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
+    def score(
+        self, trial: optuna.Trial, model: nn.Module, seed: int, costs: dict[str, float]
+    ) -> float:
         import optuna
 
         from evaluators import EpochReport, train_standalone
 
         curve: list[float] = []
+        own_costs = [costs[name] for name in self.config.objectives[1:]]
 
         def on_epoch(report: EpochReport) -> None:
             curve.append(report.val_accuracy)
@@ -158,6 +170,8 @@ class StandaloneRunner(TrialRunner):
                 trial.report(report.val_accuracy, report.epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
+            elif self.pareto_stopper is not None and self._dominated(trial, curve, own_costs):
+                raise optuna.TrialPruned(f"stopped after epoch {report.epoch}: dominated")
 
         train_standalone(
             model,
@@ -170,6 +184,17 @@ class StandaloneRunner(TrialRunner):
         )
         return curve[-1]
 
+    def _dominated(self, trial: optuna.Trial, curve: list[float], costs: list[float]) -> bool:
+        """Whether cheaper-or-equal finished trials will most likely beat this one's accuracy."""
+        from nas.early_stopping import finished_front, pareto_target
+
+        assert self.pareto_stopper is not None
+        front = finished_front(trial.study, range(1, len(self.config.objectives)))
+        if len(front) < self.config.lcpfn.startup_trials:
+            return False
+        target = pareto_target(costs, front)
+        return self.pareto_stopper.should_stop(curve, self.config.epochs, target)
+
 
 class SupernetRunner(TrialRunner):
     """Score children of a trained supernet with inherited weights (no retraining)."""
@@ -181,7 +206,9 @@ class SupernetRunner(TrialRunner):
     def prepare(self, arch: Any, seed: int) -> nn.Module:
         return self.supernet.extract(arch)  # type: ignore[operator]
 
-    def score(self, trial: optuna.Trial, model: nn.Module, seed: int) -> float:
+    def score(
+        self, trial: optuna.Trial, model: nn.Module, seed: int, costs: dict[str, float]
+    ) -> float:
         from evaluators import inherited_accuracy
 
         accuracy = inherited_accuracy(

@@ -178,9 +178,10 @@ def run_search(
     requeued = _requeue_interrupted(study)
     if requeued:
         echo(f"retrying {requeued} trial(s) interrupted in an earlier run")
-    if len(config.objectives) > 1 and config.pruner != "none":
+    if len(config.objectives) > 1 and config.pruner not in ("none", "lcpfn"):
         echo(
-            f"note: pruner={config.pruner} is not applied: Optuna pruners need a single objective."
+            f"note: pruner={config.pruner} is not applied: Optuna pruners need a single "
+            "objective; pruner=lcpfn works with several."
         )
 
     reporter = reporter or create_reporter()

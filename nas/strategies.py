@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from nas.config import PRUNERS
 from nas.errors import ConfigError, unknown_choice
 
 if TYPE_CHECKING:
     import optuna
 
     from nas.config import SearchConfig
+    from nas.early_stopping import CurveStopper
     from search_spaces.base import SearchSpace
 
 Direction = Literal["maximize", "minimize"]
@@ -94,6 +96,27 @@ def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
     if config.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    raise unknown_choice(
-        "pruner", config.pruner, ["none", "median", "hyperband", "successive_halving"]
+    if config.pruner == "lcpfn":
+        if len(config.objectives) > 1:  # the runner applies nas.early_stopping.pareto_target
+            return optuna.pruners.NopPruner()
+        from nas.early_stopping import LCPFNPruner
+
+        return LCPFNPruner(
+            config.epochs,
+            create_curve_stopper(config),
+            rank=config.lcpfn.rank,
+            startup_trials=config.lcpfn.startup_trials,
+        )
+    raise unknown_choice("pruner", config.pruner, PRUNERS)
+
+
+def create_curve_stopper(config: SearchConfig) -> CurveStopper:
+    """The LC-PFN decision rule of ``pruner=lcpfn`` (shipped or ``lcpfn.weights`` network)."""
+    from evaluators.lcpfn import CurvePredictor, load_lcpfn
+    from nas.early_stopping import CurveStopper
+
+    return CurveStopper(
+        CurvePredictor(load_lcpfn(config.lcpfn.weights)),
+        threshold=config.lcpfn.threshold,
+        min_epochs=config.lcpfn.min_epochs,
     )
