@@ -17,12 +17,18 @@ from nas.errors import ConfigError, NasError, close_match_hint
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nas.config import SearchConfig
+
 USAGE = """\
 usage: nas COMMAND [key=value ...]
 
 commands:
   spaces                          list the registered search spaces
-  search space=NAME [key=value]   run or resume a search (keys: studies/defaults.yaml)
+  search space=NAME [key=value]   run or resume a search (keys: studies/defaults.yaml);
+                                  workers=K runs K local worker processes
+  worker study=NAME [storage=URL] [device=cuda:0]
+                                  join a study from any machine; runs trials until its
+                                  budget is met (NAS_STORAGE may hold the URL)
   studies [storage=URL]           the studies in the store with trial counts and best values
   show study=NAME [storage=URL]   a study's best / Pareto-optimal trials
   export study=NAME trial=best|N out=net.py [storage=URL]
@@ -65,6 +71,8 @@ def cmd_search(args: Sequence[str]) -> int:
     from nas.search import run_search
 
     config = compose_search(args)
+    if config.workers > 1:
+        return _search_with_workers(config, args)
     outcome = run_search(config)
     console = _console()
     if outcome.study.get_trials(deepcopy=False):
@@ -80,6 +88,35 @@ def cmd_search(args: Sequence[str]) -> int:
     print(
         f"{outcome.finished}/{config.trials} trials finished in study '{outcome.study.study_name}'."
     )
+    return 0
+
+
+def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import study_name
+    from nas.report import best_table
+    from nas.workers import run_local_workers
+
+    finished, interrupted = run_local_workers(config)
+    study = store.load_study(store.open_storage(config.storage), study_name(config))
+    if study.get_trials(deepcopy=False):
+        _console().print(best_table(study))
+    if interrupted:
+        command = shlex.join(["nas", "search", *args])
+        print(f"Interrupted; resume with: {command}", file=sys.stderr)
+        return 130
+    print(f"{finished}/{config.trials} trials finished in study '{study.study_name}'.")
+    return 0
+
+
+def cmd_worker(args: Sequence[str]) -> int:
+    from nas.workers import run_worker
+
+    outcome = run_worker(args)
+    if outcome.interrupted:
+        print("Interrupted; this worker's trial will be retried by the study.", file=sys.stderr)
+        return 130
+    print(f"worker done: {outcome.finished} trials finished in '{outcome.study.study_name}'.")
     return 0
 
 
@@ -136,6 +173,7 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "spaces": cmd_spaces,
     "search": cmd_search,
+    "worker": cmd_worker,
     "studies": cmd_studies,
     "show": cmd_show,
     "export": cmd_export,

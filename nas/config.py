@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -100,6 +100,9 @@ class SearchConfig:
     pruner: str = "median"
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     keep_weights: bool = True
+    workers: int = 1  # local worker processes sharing the study (one per GPU when there are GPUs)
+    heartbeat_interval: int = 10  # seconds between a running trial's signs of life
+    grace_period: int = 60  # seconds of silence before a trial's worker counts as dead
     evaluator: str = "standalone"
     coarse_trials: int | None = None  # coarse_to_fine: skeleton trials before fine mutation
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -223,6 +226,38 @@ def compose_search(overrides: Sequence[str]) -> SearchConfig:
     return config
 
 
+def compose_recorded(recorded: Mapping[str, Any], overrides: Sequence[str]) -> SearchConfig:
+    """The config a study was created with (read back from the store), plus ``overrides``.
+
+    The stored dict is untrusted: it goes through the same typed schema and checks as
+    the command line, and interpolations (``${...}``, which could read the environment)
+    are refused.
+    """
+    if _has_interpolation(recorded):
+        raise ConfigError("The study's stored config contains '${...}'; it was tampered with.")
+    base = OmegaConf.structured(SearchConfig)
+    try:
+        merged = OmegaConf.merge(base, OmegaConf.create(dict(recorded)), parse_overrides(overrides))
+    except OmegaConfBaseException as error:
+        raise ConfigError(
+            f"The study's stored config does not load: {_explain(error, base)}"
+        ) from None
+    config = OmegaConf.to_object(merged)
+    assert isinstance(config, SearchConfig)
+    validate_search(config)
+    return config
+
+
+def _has_interpolation(node: Any) -> bool:
+    if isinstance(node, str):
+        return "${" in node
+    if isinstance(node, Mapping):
+        return any(_has_interpolation(k) or _has_interpolation(v) for k, v in node.items())
+    if isinstance(node, (list, tuple)):
+        return any(_has_interpolation(v) for v in node)
+    return False
+
+
 def _check_choice(key: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         error = unknown_choice(key, value, allowed)
@@ -271,6 +306,13 @@ def validate_search(config: SearchConfig) -> None:
         _check_positive(f"constraints.{key}", limit, allow_none=True)
     _check_positive("coarse_trials", config.coarse_trials, allow_none=True)
     _check_positive("trials", config.trials)
+    _check_positive("workers", config.workers)
+    _check_positive("heartbeat_interval", config.heartbeat_interval)
+    if config.grace_period <= config.heartbeat_interval:
+        raise ConfigError(
+            f"'grace_period' ({config.grace_period}) must exceed 'heartbeat_interval' "
+            f"({config.heartbeat_interval}), or live workers would count as dead."
+        )
     _check_positive("epochs", config.epochs)
     _check_positive("timeout", config.timeout, allow_none=True)
     _check_positive("image_size", config.image_size, allow_none=True)

@@ -87,15 +87,16 @@ def _supernet_line(epoch: int, epochs: int, loss: float, biggest: float, smalles
 class LogReporter:
     """One line per event; for logs, CI and pipes."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
         self._stream = stream or sys.stdout
+        self._tag = f"nas {name}" if name else "nas"  # tells workers' lines apart
         self._total = 0
         self._started = time.monotonic()
         self._done_at_start = 0
         self._done = 0
 
     def _print(self, message: str) -> None:
-        print(f"[nas {time.strftime('%H:%M:%S')}] {message}", file=self._stream, flush=True)
+        print(f"[{self._tag} {time.strftime('%H:%M:%S')}] {message}", file=self._stream, flush=True)
 
     def _eta(self) -> str:
         finished_here = self._done - self._done_at_start

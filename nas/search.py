@@ -44,6 +44,32 @@ class SearchOutcome:
     storage_url: str
 
 
+class _BudgetWaiter:
+    """Waits while other workers run the last trials of the budget.
+
+    A dead worker's trial is failed after the store's grace period and queued again,
+    so waiting a little longer than that lets this worker pick the retry up. A study
+    whose running trials show no change for ``patience`` seconds (trials left RUNNING
+    by a version without heartbeats) is left alone instead of waited on forever.
+    """
+
+    POLL_S = 1.0
+
+    def __init__(self, grace_period: float, heartbeat_interval: float) -> None:
+        self.patience = grace_period + 3 * heartbeat_interval
+        self._last: store.Budget | None = None
+        self._since = time.monotonic()
+
+    def wait(self, now: store.Budget) -> bool:
+        """Sleep one poll; False once nothing has changed for ``patience`` seconds."""
+        if now != self._last:
+            self._last, self._since = now, time.monotonic()
+        if time.monotonic() - self._since > self.patience:
+            return False
+        time.sleep(self.POLL_S)
+        return True
+
+
 def best_summary(study: optuna.Study) -> str:
     """A short 'best so far' text for progress displays."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -77,6 +103,8 @@ def _open_study(
         sampler=create_sampler(config, resumed_trials=n_trials, space=space),
         pruner=create_pruner(config),
     )
+    # Every search may raise the total; workers that join later read it from here.
+    study.set_user_attr(store.ATTR_TRIALS, config.trials)
     if not existing:
         study.set_user_attr(store.ATTR_SPACE, config.space)
         study.set_user_attr(store.ATTR_IDENTITY, identity)
@@ -147,26 +175,38 @@ def _create_runner(
     return SupernetRunner(*context, supernet=supernet)
 
 
-def run_search(
-    config: SearchConfig, reporter: SearchReporter | None = None, echo: Any = print
-) -> SearchOutcome:
-    """Run (or resume) the study described by ``config`` until it holds ``config.trials``
-    finished trials, the timeout passes, or the user presses Ctrl-C."""
+@dataclass
+class _OpenedSearch:
+    study: optuna.Study
+    space: SearchSpace[Any]
+    data: DatasetSplits
+    device: torch.device
+    artifact_dir: Path
+    url: str
+
+
+def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSearch:
+    """Everything before the first trial: space, data, device, store and study."""
     import optuna
-    import torch
 
     from nas.data import load_dataset
     from nas.device import resolve_device
     from search_spaces import create_space
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # nas records heartbeats itself (store.Heartbeat) in its ask/tell loop.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    # A retried trial inherits its dead run's reports; the same seed reports the same values.
+    warnings.filterwarnings("ignore", message="The reported value is ignored because")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = create_space(config.space, **config.model)
     _check_training_settings(config)  # bad values fail before the store is touched
     device = resolve_device(config.device)
     data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     url = config.storage or store.default_storage_url()
-    storage = store.open_storage(url)
+    storage = store.open_storage(
+        url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period
+    )
     study = _open_study(config, storage, space)
     study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
     artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
@@ -175,7 +215,7 @@ def run_search(
     echo(
         f"store: {location.resolve() if location else store.redact(url)}  study: {study.study_name}"
     )
-    requeued = _requeue_interrupted(study)
+    requeued = _requeue_interrupted(study) if requeue else 0
     if requeued:
         echo(f"retrying {requeued} trial(s) interrupted in an earlier run")
     if len(config.objectives) > 1 and config.pruner not in ("none", "lcpfn"):
@@ -183,54 +223,118 @@ def run_search(
             f"note: pruner={config.pruner} is not applied: Optuna pruners need a single "
             "objective; pruner=lcpfn works with several."
         )
+    return _OpenedSearch(study, space, data, device, artifact_dir, url)
+
+
+def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
+    """Create or resume the study and train its supernet if it has one, running no trial;
+    what a pool of workers needs done once before they start."""
+    opened = _open_search(config, echo, requeue=True)
+    reporter = create_reporter()
+    try:
+        _create_runner(
+            config,
+            opened.space,
+            opened.data,
+            opened.device,
+            opened.artifact_dir,
+            reporter,
+            opened.study,
+        )
+    finally:
+        reporter.close()
+    return opened.study
+
+
+def run_search(
+    config: SearchConfig,
+    reporter: SearchReporter | None = None,
+    echo: Any = print,
+    *,
+    requeue: bool = True,
+) -> SearchOutcome:
+    """Run (or resume) the study described by ``config`` until it holds ``config.trials``
+    finished trials, the timeout passes, or the user presses Ctrl-C.
+
+    Several processes may run this on one study at once (``nas worker``); ``requeue``
+    (queue the trials Ctrl-C interrupted in an earlier run) is then done once, by
+    whoever prepared the study.
+    """
+    import optuna
+    import torch
+
+    opened = _open_search(config, echo, requeue=requeue)
+    study, space, data, device = opened.study, opened.space, opened.data, opened.device
+    artifact_dir, url = opened.artifact_dir, opened.url
 
     reporter = reporter or create_reporter()
     finished = len(store.finished_trials(study))
     started = time.monotonic()
     failures_in_row = 0
     interrupted = False
+    waiter = _BudgetWaiter(config.grace_period, config.heartbeat_interval)
     try:
         runner = _create_runner(config, space, data, device, artifact_dir, reporter, study)
         reporter.start(
             study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
         )
-        while finished < config.trials:
+        while True:
             if config.timeout is not None and time.monotonic() - started > config.timeout:
                 echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")
                 break
-            trial = study.ask()
-            try:
-                values = runner.run(trial)
-            except optuna.TrialPruned:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                outcome = "pruned"
-            except KeyboardInterrupt:
-                trial.set_user_attr("interrupted", True)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                interrupted = True
+            # Other workers share the budget: count from the store, never locally.
+            optuna.storages.fail_stale_trials(study)  # dead workers' trials -> queued again
+            now = store.budget(study)
+            finished = now.finished
+            if finished >= config.trials:
                 break
-            except (NasError, torch.OutOfMemoryError) as error:
-                trial.set_user_attr("error", str(error).splitlines()[0][:500])
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                failures_in_row += 1
-                reporter.trial_finished(
-                    trial.number, f"failed: {error}", done=finished, best=best_summary(study)
-                )
-                if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
-                    raise StudyError(
-                        f"{failures_in_row} trials failed in a row; last error: {error}"
-                    ) from None
+            if finished + now.running >= config.trials:
+                # The rest of the budget is running elsewhere; stay in case a worker dies.
+                if not waiter.wait(now):
+                    echo(
+                        f"{now.running} trial(s) still RUNNING with no sign of life for "
+                        f"{waiter.patience:.0f}s; leaving them to their workers."
+                    )
+                    break
                 continue
-            except BaseException:
+            trial = study.ask()
+            if store.is_surplus(study, trial, config.trials):
+                trial.set_user_attr("surplus", True)  # another worker asked at the same time
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise
-            else:
-                study.tell(trial, values)
-                outcome = "complete: " + ", ".join(
-                    f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True)
-                )
+                continue
+            with store.Heartbeat(study, trial):
+                try:
+                    values = runner.run(trial)
+                except optuna.TrialPruned:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    outcome = "pruned"
+                except KeyboardInterrupt:
+                    trial.set_user_attr("interrupted", True)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    interrupted = True
+                    break
+                except (NasError, torch.OutOfMemoryError) as error:
+                    trial.set_user_attr("error", str(error).splitlines()[0][:500])
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    failures_in_row += 1
+                    reporter.trial_finished(
+                        trial.number, f"failed: {error}", done=finished, best=best_summary(study)
+                    )
+                    if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+                        raise StudyError(
+                            f"{failures_in_row} trials failed in a row; last error: {error}"
+                        ) from None
+                    continue
+                except BaseException:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    raise
+                else:
+                    study.tell(trial, values)
+                    outcome = "complete: " + ", ".join(
+                        f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True)
+                    )
             failures_in_row = 0
-            finished += 1
+            finished = store.budget(study).finished
             reporter.trial_finished(trial.number, outcome, done=finished, best=best_summary(study))
     except KeyboardInterrupt:  # between trials: nothing is running, nothing to mark
         interrupted = True

@@ -15,7 +15,9 @@ Everything read back from the store is untrusted and validated before use.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,14 @@ ATTR_IDENTITY = "nas.identity"
 ATTR_CONFIG = "nas.config"
 ATTR_DATA_SPEC = "nas.data_spec"
 ATTR_SUPERNET = "nas.supernet"  # the supernet's per-epoch training reports
+ATTR_TRIALS = (
+    "nas.trials"  # the latest requested total of finished trials (joining workers' budget)
+)
 FINISHED_STATES = ("COMPLETE", "PRUNED")
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock
+HEARTBEAT_INTERVAL_S = 10  # a running trial's worker proves it is alive this often
+GRACE_PERIOD_S = 60  # silence after which a running trial counts as dead
+MAX_RETRIES = 3  # re-runs of a trial whose worker died
 
 
 def default_storage_url() -> str:
@@ -71,7 +80,12 @@ def default_artifact_dir(url: str) -> Path:
     return (db_file.parent if db_file is not None else DEFAULT_HOME) / "artifacts"
 
 
-def open_storage(url: str | None) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str | None,
+    *,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int = GRACE_PERIOD_S,
+) -> optuna.storages.RDBStorage:
     """Connect to (and if needed create) the RDB storage at ``url``."""
     import optuna
     from sqlalchemy.engine import make_url
@@ -88,13 +102,137 @@ def open_storage(url: str | None) -> optuna.storages.RDBStorage:
     db_file = sqlite_path(url)
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
+        _use_write_ahead_log(db_file)
     # SQLite: wait for a lock instead of failing at once when another process writes.
-    engine_kwargs = {"connect_args": {"timeout": 30}} if db_file is not None else {}
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if db_file else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with warnings.catch_warnings():
+            # Heartbeats and their retry callback are marked experimental by Optuna.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
     except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise StudyError(f"Cannot open storage {redact(url)}: {reason}") from None
+
+
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat_interval: int, grace_period: int
+) -> optuna.storages.RDBStorage:
+    import optuna
+
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        # A worker records a heartbeat for its running trial; a trial whose worker
+        # died (SIGKILL, lost machine) is failed after the grace period and queued
+        # again with the same architecture, seed and reported curve.
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=MAX_RETRIES, inherit_intermediate_values=True
+        ),
+    )
+
+
+def _use_write_ahead_log(db_file: Path) -> None:
+    """Switch an SQLite file to WAL: readers no longer block the writer, so several
+    local workers share one file. The mode is stored in the file; it needs a local
+    disk (not NFS), which is where SQLite belongs anyway."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(db_file, timeout=SQLITE_BUSY_TIMEOUT_S)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as error:
+        raise StudyError(f"Cannot open the SQLite store {db_file}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Where a study's trials stand, for workers sharing its trial budget."""
+
+    finished: int  # complete + pruned
+    running: int
+    waiting: int  # queued retries
+
+
+def read_trials_budget(study: optuna.Study) -> int:
+    """The study's requested total of finished trials, validated."""
+    value = study.user_attrs.get(ATTR_TRIALS)
+    if type(value) is not int or value < 1:
+        raise StudyError(
+            f"Study '{study.study_name}' holds no valid trial budget ({ATTR_TRIALS}={value!r}); "
+            "run `nas search ... trials=N` on it once to set one."
+        )
+    return value
+
+
+def budget(study: optuna.Study) -> Budget:
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    return Budget(
+        finished=sum(s in FINISHED_STATES for s in states),
+        running=states.count("RUNNING"),
+        waiting=states.count("WAITING"),
+    )
+
+
+def is_surplus(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
+    """Whether ``trial`` would exceed the budget of ``trials`` finished trials.
+
+    Workers check the budget before ``ask``, but two may ask at once. The trials ahead
+    of this one (finished, or running or queued with a smaller number) have the first
+    claim, so exactly one of two racing workers learns it is one too many.
+    """
+    ahead = 0
+    for other in study.get_trials(deepcopy=False):
+        state = other.state.name
+        if state in FINISHED_STATES or (
+            state in ("RUNNING", "WAITING") and other.number < trial.number
+        ):
+            ahead += 1
+    return ahead >= trials
+
+
+class Heartbeat:
+    """Records a heartbeat for a running trial every heartbeat interval, in a thread.
+
+    Optuna's ``study.optimize`` does this itself; the ask/tell loop of ``nas`` must. A
+    heartbeat that fails (the database is away for a while) is retried at the next
+    beat: the trial counts as dead only after the grace period of silence.
+    """
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        import threading
+
+        self._storage: Any = study._storage  # Optuna exposes no public handle to it
+        interval = getattr(self._storage, "get_heartbeat_interval", lambda: None)()
+        self._interval = interval or 0
+        self._trial_id = trial._trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        import contextlib
+
+        from sqlalchemy.exc import SQLAlchemyError
+
+        while True:
+            # A failed beat is retried at the next one; the grace period covers outages.
+            with contextlib.suppress(SQLAlchemyError):
+                self._storage.record_heartbeat(self._trial_id)
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

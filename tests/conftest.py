@@ -3,10 +3,13 @@ SQLite store (nas-runs/nas.db) never leaks between tests."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,38 @@ def interrupt_search(args: list[str], cwd: Path, *, after: str, wait: float = 18
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     return err
+
+
+# The admin URL of a PostgreSQL server whose role may create databases (.ci/postgres.sh
+# prints one); without it the PostgreSQL variants skip, unless NAS_REQUIRE_POSTGRES=1
+# (as in CI), where they fail instead.
+POSTGRES_ENV = "NAS_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty study store: an SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite:///nas-runs/nas.db"
+        return
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        if os.environ.get("NAS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{POSTGRES_ENV} is not set but NAS_REQUIRE_POSTGRES=1")
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (see .ci/postgres.sh)")
+    import sqlalchemy
+
+    name = f"nas_test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (
+            sqlalchemy.engine.make_url(admin)
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()

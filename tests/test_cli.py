@@ -188,7 +188,7 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
     [
         (
             ["serch"],
-            "unknown command 'serch'. Commands: spaces, search, studies, show, export, lcpfn. "
+            "unknown command 'serch'. Commands: spaces, search, worker, studies, show, export, lcpfn. "
             "Did you mean 'search'?",
         ),
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),

@@ -1,0 +1,60 @@
+"""The same study round trip on SQLite and on a real PostgreSQL server, and clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+
+from nas.cli import main
+from tests.conftest import POSTGRES_ENV, TINY_SEARCH
+
+
+def test_search_resume_show_export_on_each_backend(
+    capsys: pytest.CaptureFixture[str], storage_url: str
+) -> None:
+    search = ["search", "space=nasnet", *TINY_SEARCH, f"storage={storage_url}"]
+    assert main([*search, "trials=2"]) == 0
+    assert main([*search, "trials=3"]) == 0  # resumes: one more trial
+    out = capsys.readouterr()
+    study = optuna.load_study(study_name="nasnet-digits", storage=storage_url)
+    assert [t.number for t in study.get_trials()] == [0, 1, 2]
+    assert main(["show", "study=nasnet-digits", f"storage={storage_url}"]) == 0
+    assert main(["export", "study=nasnet-digits", f"storage={storage_url}", "out=net.py"]) == 0
+    shown = capsys.readouterr().out
+    assert "Best" in shown and Path("net.py").is_file()
+    password = sqlalchemy.engine.make_url(storage_url).password
+    if password:
+        assert password not in out.out + out.err + shown
+    # A store without heartbeats-era tables, or a changed setting, still refuses clearly.
+    assert main([*search, "trials=3", "epochs=5"]) == 2
+    assert "pass study=NEW_NAME" in capsys.readouterr().err
+
+
+def _postgres_admin() -> sqlalchemy.engine.URL:
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV}")
+    return sqlalchemy.engine.make_url(admin)
+
+
+def test_wrong_postgres_password_is_one_line_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = _postgres_admin().set(password="not-the-password-42")
+    code = main(["studies", f"storage={url.render_as_string(hide_password=False)}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "Cannot open storage" in err and "not-the-password-42" not in err
+    assert "Traceback" not in err
+
+
+def test_unreachable_server_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("psycopg2")
+    code = main(["studies", "storage=postgresql+psycopg2://u:secret-pw@127.0.0.1:1/db"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "secret-pw" not in err, err
+    assert "Cannot open storage postgresql+psycopg2://u:***@127.0.0.1:1/db" in err

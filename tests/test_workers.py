@@ -1,0 +1,123 @@
+"""Many workers, one study: exact budgets, joining workers, and a SIGKILLed worker's trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.cli import main
+from nas.config import compose_search
+from nas.search import prepare_study
+from tests.conftest import TINY_SEARCH
+
+
+def _study(url: str) -> optuna.Study:
+    return optuna.load_study(study_name="nasnet-digits", storage=url)
+
+
+def _states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.get_trials()]
+
+
+@pytest.mark.timeout(300)
+def test_four_local_workers_finish_exactly_the_budget(
+    capsys: pytest.CaptureFixture[str], storage_url: str
+) -> None:
+    search = ["search", "space=nasnet", *TINY_SEARCH, f"storage={storage_url}"]
+    code = main([*search, "trials=8", "workers=4"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    study = _study(storage_url)
+    states = _states(study)
+    finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 8 and "RUNNING" not in states, states
+    # Trials beyond the budget only ever appear as 'surplus' failures, never run.
+    for trial in study.get_trials():
+        if trial.state.name == "FAIL":
+            assert trial.user_attrs.get("surplus") is True
+    assert "8/8 trials finished" in out.out
+    # Workers get the URL through their environment: it never shows in the output.
+    if "@" in storage_url:
+        assert "nas-ci-secret" not in out.out + out.err
+
+
+def test_worker_takes_only_its_own_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "study=x", "epochs=5"]) == 2
+    err = capsys.readouterr().err
+    assert "nas worker takes study, storage, device" in err and "epochs" in err
+    assert main(["worker", "study=missing"]) == 2
+    assert "No study 'missing'" in capsys.readouterr().err
+
+
+def test_a_joining_worker_uses_the_study_settings_and_latest_budget(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "sqlite:///nas-runs/nas.db"
+    assert main(["search", "space=nasnet", *TINY_SEARCH, "trials=1", "epochs=3"]) == 0
+    # Raising the total records it; a worker that joins later runs up to it, with the
+    # study's own settings (epochs=3), not the defaults.
+    prepare_study(compose_search(["space=nasnet", *TINY_SEARCH, "trials=3", "epochs=3"]))
+    assert main(["worker", "study=nasnet-digits", f"storage={url}"]) == 0
+    assert "3 trials finished" in capsys.readouterr().out
+    study = _study(url)
+    assert _states(study) == ["COMPLETE"] * 3
+    assert all(len(t.user_attrs["curve"]) == 3 for t in study.get_trials())
+
+
+def _wait_for(path: Path, text: str, process: subprocess.Popen[str], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        assert process.poll() is None, path.read_text()
+        time.sleep(0.2)
+    raise AssertionError(f"no '{text}' within {limit}s: {path.read_text()}")
+
+
+@pytest.mark.timeout(300)
+def test_a_sigkilled_workers_trial_is_retried_and_the_study_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], storage_url: str
+) -> None:
+    url = storage_url
+    settings = ["space=nasnet", *TINY_SEARCH, "trials=3", "epochs=4", f"storage={url}"]
+    settings += ["heartbeat_interval=1", "grace_period=3"]
+    prepare_study(compose_search(settings))
+    log = tmp_path / "victim.log"
+    with log.open("w") as stream:
+        victim = subprocess.Popen(
+            [sys.executable, "-m", "nas", "worker", "study=nasnet-digits"],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "NAS_STORAGE": url},
+        )
+        try:
+            _wait_for(log, "trial 0 epoch 1/4", victim, limit=120)
+            time.sleep(1.5)  # at least one heartbeat after the first report
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+    killed = _study(url).get_trials()[0]
+    assert killed.state.name == "RUNNING"
+
+    assert main(["worker", "study=nasnet-digits", f"storage={url}"]) == 0
+    study = _study(url)
+    trials = study.get_trials()
+    assert trials[0].state.name == "FAIL"
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3 and "RUNNING" not in _states(study)
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert retry.state.name == "COMPLETE"
+    assert retry.params == killed.params
+    assert retry.user_attrs["seed"] == killed.user_attrs["seed"]
+    assert retry.user_attrs["arch"] == killed.user_attrs["arch"]
+    # The killed trial keeps the curve it reported before it died.
+    assert len(trials[0].user_attrs["curve"]) >= 1
+    assert trials[0].intermediate_values
