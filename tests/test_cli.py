@@ -188,8 +188,8 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
     [
         (
             ["serch"],
-            "unknown command 'serch'. Commands: spaces, search, worker, studies, show, export, lcpfn. "
-            "Did you mean 'search'?",
+            "unknown command 'serch'. Commands: spaces, search, worker, studies, show, export, "
+            "lcpfn. Did you mean 'search'?",
         ),
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
         (["show", "study=nope"], "No study 'nope' in the store"),
