@@ -1,0 +1,98 @@
+"""The LC-PFN shipped in the package: its card, its calibration, and refusing tampered files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from evaluators.lcpfn import load_lcpfn, pretrained_path
+from evaluators.lcpfn.evaluate import HELD_OUT_SEED, held_out_curves, score_at_cutoffs
+from nas.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads(pretrained_path().with_suffix(".json").read_text(encoding="utf-8"))
+
+
+def test_shipped_weights_are_small_and_documented(card: dict) -> None:
+    assert pretrained_path().stat().st_size <= 20 * 2**20
+    assert card["command"].startswith("nas lcpfn train ")
+    settings = card["settings"]
+    assert f"steps={settings['steps']}" in card["command"]
+    assert f"seed={settings['seed']}" in card["command"]
+    held_out = card["held_out"]
+    assert held_out["seed"] == HELD_OUT_SEED
+    assert [row["cutoff"] for row in held_out["scores"]] == [10, 20, 40, 80]
+
+
+def test_the_card_scores_are_what_the_shipped_weights_score(card: dict) -> None:
+    model = load_lcpfn()
+    recorded = card["held_out"]
+    curves = held_out_curves(recorded["curves"], length=model.config.length)
+    for now, then in zip(score_at_cutoffs(model, curves), recorded["scores"], strict=True):
+        assert now.log_likelihood == pytest.approx(then["log_likelihood"], abs=1e-3)
+        assert now.coverage90 == pytest.approx(then["coverage90"], abs=1e-3)
+
+
+def test_predictive_distribution_is_calibrated_on_held_out_prior_curves() -> None:
+    model = load_lcpfn()
+    # A fresh seed: neither the training stream nor the card's held-out curves.
+    curves = held_out_curves(2000, length=model.config.length, seed=12345)
+    for scores in score_at_cutoffs(model, curves):
+        assert 0.85 <= scores.coverage90 <= 0.95, scores
+        # Better than a uniform guess over [0, 1] (log-likelihood 0) by a wide margin.
+        assert scores.log_likelihood > 1.0, scores
+
+
+def _copy(tmp_path: Path) -> Path:
+    weights = tmp_path / "net.safetensors"
+    shutil.copy(pretrained_path(), weights)
+    shutil.copy(pretrained_path().with_suffix(".json"), weights.with_suffix(".json"))
+    return weights
+
+
+def test_a_copy_loads_like_the_original(tmp_path: Path) -> None:
+    original, copy = load_lcpfn(), load_lcpfn(_copy(tmp_path))
+    for (name, a), (_, b) in zip(
+        original.state_dict().items(), copy.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda card: card["network"].update(emsize="__import__('os')"), "must be a number"),
+        (lambda card: card["network"].update(layers=99), "do not fit their card"),
+        (lambda card: card["network"].update(evil=1), "unknown network keys"),
+        (lambda card: card.pop("network"), "no 'network'"),
+    ],
+)
+def test_a_tampered_card_is_refused(tmp_path: Path, edit: object, message: str) -> None:
+    weights = _copy(tmp_path)
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    edit(card)  # type: ignore[operator]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match=message):
+        load_lcpfn(weights)
+
+
+def test_bad_weights_are_refused(tmp_path: Path) -> None:
+    weights = _copy(tmp_path)
+    tensors = load_file(str(weights))
+    tensors["head.weight"] = tensors["head.weight"][:, :3].contiguous()
+    save_file(tensors, str(weights))
+    with pytest.raises(ConfigError, match="do not fit their card"):
+        load_lcpfn(weights)
+    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError, match="Unreadable LC-PFN weights"):
+        load_lcpfn(weights)
+    with pytest.raises(ConfigError, match="No LC-PFN weights"):
+        load_lcpfn(tmp_path / "missing.safetensors")
