@@ -71,7 +71,7 @@ def cmd_search(args: Sequence[str]) -> int:
     from nas.search import run_search
 
     config = compose_search(args)
-    if config.workers > 1:
+    if config.backend == "ray" or config.workers > 1:
         return _search_with_workers(config, args)
     outcome = run_search(config)
     console = _console()
@@ -97,7 +97,12 @@ def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
     from nas.report import best_table
     from nas.workers import run_local_workers
 
-    finished, interrupted = run_local_workers(config)
+    if config.backend == "ray":
+        from nas.ray_backend import run_with_ray
+
+        finished, interrupted = run_with_ray(config)
+    else:
+        finished, interrupted = run_local_workers(config)
     study = store.load_study(store.open_storage(config.storage), study_name(config))
     if study.get_trials(deepcopy=False):
         _console().print(best_table(study))

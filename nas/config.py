@@ -21,6 +21,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from nas.errors import ConfigError, close_match_hint, unknown_choice
 
 STRATEGIES = ("tpe", "random", "nsga2", "coarse_to_fine")
+BACKENDS = ("local", "ray")
+RAY_SCHEDULERS = ("fifo", "asha")
 PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
 EVALUATORS = ("standalone", "supernet")
@@ -101,6 +103,11 @@ class SearchConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     keep_weights: bool = True
     workers: int = 1  # local worker processes sharing the study (one per GPU when there are GPUs)
+    backend: str = "local"  # local (worker processes) | ray (Ray Tune trials)
+    ray_address: str | None = None  # an existing Ray cluster; default: start a local one
+    ray_scheduler: str = "fifo"  # fifo | asha (Ray's early stopping)
+    ray_trial_cpus: float = 1.0
+    ray_trial_gpus: float = 0.0
     heartbeat_interval: int = 10  # seconds between a running trial's signs of life
     grace_period: int = 60  # seconds of silence before a trial's worker counts as dead
     evaluator: str = "standalone"
@@ -307,6 +314,11 @@ def validate_search(config: SearchConfig) -> None:
     _check_positive("coarse_trials", config.coarse_trials, allow_none=True)
     _check_positive("trials", config.trials)
     _check_positive("workers", config.workers)
+    _check_choice("backend", config.backend, BACKENDS)
+    _check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)
+    _check_positive("ray_trial_cpus", config.ray_trial_cpus)
+    if config.ray_trial_gpus < 0:
+        raise ConfigError(f"'ray_trial_gpus' must be >= 0, but got {config.ray_trial_gpus}.")
     _check_positive("heartbeat_interval", config.heartbeat_interval)
     if config.grace_period <= config.heartbeat_interval:
         raise ConfigError(

@@ -252,13 +252,15 @@ def run_search(
     echo: Any = print,
     *,
     requeue: bool = True,
+    new_trials: int | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the study described by ``config`` until it holds ``config.trials``
     finished trials, the timeout passes, or the user presses Ctrl-C.
 
     Several processes may run this on one study at once (``nas worker``); ``requeue``
     (queue the trials Ctrl-C interrupted in an earlier run) is then done once, by
-    whoever prepared the study.
+    whoever prepared the study. ``new_trials`` stops after asking for that many trials
+    (a Ray Tune trial runs exactly one).
     """
     import optuna
     import torch
@@ -278,7 +280,8 @@ def run_search(
         reporter.start(
             study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
         )
-        while True:
+        asked = 0
+        while new_trials is None or asked < new_trials:
             if config.timeout is not None and time.monotonic() - started > config.timeout:
                 echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")
                 break
@@ -298,6 +301,7 @@ def run_search(
                     break
                 continue
             trial = study.ask()
+            asked += 1
             if store.is_surplus(study, trial, config.trials):
                 trial.set_user_attr("surplus", True)  # another worker asked at the same time
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -82,9 +82,69 @@ def test_bignas_ranking_runs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_lcpfn_speed_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("lcpfn_speed").main(["--curves", "10", "--repeats", "1", "--sizes", "small"])
 
-    assert [row["size"] for row in rows] == ["small"]
-    row = rows[0]
-    assert row["curves"] == 10 and row["params"] > 0
-    assert row["seconds"] > 0 and row["curves_per_s"] > 0
-    assert row["target_s"] == 0.01 and isinstance(row["passed"], bool)
+    assert [(row["size"], row["mode"]) for row in rows] == [
+        ("small", "sorted chunks"),
+        ("small", "one padded pass"),
+    ]
+    for row in rows:
+        assert row["curves"] == 10 and row["params"] > 0
+        assert row["seconds"] > 0 and row["curves_per_s"] > 0 and row["ratio"] > 0
+        assert row["target_s"] == 0.01 and isinstance(row["passed"], bool)
     assert "curves/s" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(120)
+def test_lcpfn_quality_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("lcpfn_quality").main(
+        ["--curves", "50", "--calibration", "50", "--mcmc-curves", "2", "--steps", "40"]
+    )
+
+    methods = ["lcpfn", "last", "pow3", "mcmc", "lcpfn (mcmc subset)"]
+    assert [row["method"] for row in rows] == methods * 4
+    assert [row["cutoff"] for row in rows[:: len(methods)]] == [10, 20, 40, 80]
+    for row in rows:
+        assert row["mse"] >= 0 and 0 <= row["coverage90"] <= 1 and row["s_per_curve"] > 0
+    assert "x lcpfn" in capsys.readouterr().out
+
+
+def test_pow3_fit_recovers_a_power_law() -> None:
+    import numpy as np
+
+    quality = _load("lcpfn_quality")
+    x = np.arange(1, 21, dtype=np.float64)
+    prefix = np.stack([0.9 - 0.5 * x**-0.7, 0.6 - 0.3 * x**-2.0])  # exact pow3 curves
+    expected = np.array([0.9 - 0.5 * 100**-0.7, 0.6 - 0.3 * 100**-2.0])
+    np.testing.assert_allclose(quality.pow3_fit(prefix), expected, atol=2e-3)
+
+
+@pytest.mark.timeout(120)
+def test_early_stopping_replay_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("early_stopping_replay").main(["--orders", "1", "--pruners", "none", "lcpfn"])
+
+    none, lcpfn = rows
+    assert none["pruner"] == "none" and none["saved"] == 1.0 and none["regret_pp"] == 0.0
+    assert lcpfn["saved"] >= 1.0 and lcpfn["regret_pp"] >= 0.0
+    assert "regret pp" in capsys.readouterr().out
+
+
+def test_record_curves_settings_are_a_valid_search() -> None:
+    from nas.config import compose_search
+
+    record = _load("record_curves")
+    args = record._parse(["--trials", "3", "--epochs", "5"])
+    config = compose_search(record.overrides(args))
+    assert (config.trials, config.epochs, config.pruner) == (3, 5, "none")
+
+
+@pytest.mark.timeout(180)
+def test_workers_throughput_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("workers_throughput").main(["--trials", "4", "--workers", "2", "--postgres", ""])
+
+    assert [(r["backend"], r["workers"], r["variant"]) for r in rows] == [
+        ("sqlite", 2, "optuna"),
+        ("sqlite", 2, "nas"),
+    ]
+    nas_row = rows[1]
+    assert nas_row["finished"] == 4 and nas_row["extra"] == 0 and nas_row["failures"] == 0
+    assert rows[0]["finished"] >= 4 and rows[0]["trials_per_s"] > 0
+    assert "trials/s" in capsys.readouterr().out
