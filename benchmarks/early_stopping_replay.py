@@ -6,7 +6,8 @@ Each replay walks the trials in a random order through a single-objective Optuna
 (in memory), reporting every epoch of a trial's recorded curve and asking the pruner
 after each; a stopped trial costs the epochs it ran, a finished one all of them. The
 pruners are the ones ``nas search pruner=...`` builds (``nas.strategies.create_pruner``
-with the recording's epochs): none, median, successive_halving, hyperband and lcpfn.
+with the recording's epochs): none, median, successive_halving, hyperband, and lcpfn
+at each ``--thresholds`` value (its other settings are the defaults).
 
 * ``epochs``: epochs trained, summed over trials (mean over the orders);
 * ``saved``: epochs without pruning / epochs with it;
@@ -15,7 +16,7 @@ with the recording's epochs): none, median, successive_halving, hyperband and lc
 
 Target for lcpfn: saved >= 2x with mean regret < 0.5 percentage points.
 
-    python benchmarks/early_stopping_replay.py [--orders 20] [--curves PATH]
+    python benchmarks/early_stopping_replay.py [--orders 20] [--thresholds 0.05 0.15 0.25]
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curves", type=Path, default=DEFAULT_CURVES, help="recorded curves")
     parser.add_argument("--orders", type=int, default=20, help="random trial orders")
     parser.add_argument("--pruners", nargs="+", choices=PRUNERS, default=list(PRUNERS))
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.15, 0.25],
+        help="lcpfn.threshold values, one lcpfn row each",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     if args.orders < 1:
@@ -87,11 +95,12 @@ def replay(pruner: Any, curves: list[list[float]], order: list[int]) -> tuple[in
     return spent, best
 
 
-def _pruner(name: str, epochs: int) -> Any:
+def _pruner(name: str, epochs: int, threshold: float | None = None) -> Any:
     from nas.config import compose_search
     from nas.strategies import create_pruner
 
-    return create_pruner(compose_search([f"pruner={name}", f"epochs={epochs}"]))
+    extra = [f"lcpfn.threshold={threshold}"] if threshold is not None else []
+    return create_pruner(compose_search([f"pruner={name}", f"epochs={epochs}", *extra]))
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -109,15 +118,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         np.random.default_rng([order, 11]).permutation(len(curves)).tolist()
         for order in range(args.orders)
     ]
+    variants = [
+        (name, threshold)
+        for name in args.pruners
+        for threshold in (args.thresholds if name == "lcpfn" else [None])
+    ]
     rows = []
-    for name in args.pruners:
+    for name, threshold in variants:
         started = time.perf_counter()
-        results = [replay(_pruner(name, epochs), curves, order) for order in orders]
+        results = [replay(_pruner(name, epochs, threshold), curves, order) for order in orders]
         spent = [r[0] for r in results]
         regret = [100.0 * (oracle - r[1]) for r in results]
         rows.append(
             {
-                "pruner": name,
+                "pruner": name if threshold is None else f"{name} (threshold {threshold:g})",
                 "epochs": statistics.mean(spent),
                 "regret_pp": statistics.mean(regret),
                 "worst_regret_pp": max(regret),
@@ -140,14 +154,14 @@ def _print_table(
         "target for lcpfn: saved >= 2x, mean regret < 0.5 pp"
     )
     header = (
-        f"{'pruner':<20} {'epochs':>8} {'saved':>7} {'regret pp':>10} {'worst pp':>9} "
+        f"{'pruner':<24} {'epochs':>8} {'saved':>7} {'regret pp':>10} {'worst pp':>9} "
         f"{'replay s':>9}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['pruner']:<20} {row['epochs']:>8.1f} {row['saved']:>6.2f}x "
+            f"{row['pruner']:<24} {row['epochs']:>8.1f} {row['saved']:>6.2f}x "
             f"{row['regret_pp']:>10.2f} {row['worst_regret_pp']:>9.2f} {row['seconds']:>9.1f}"
         )
 

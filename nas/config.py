@@ -75,7 +75,7 @@ class ConstraintsConfig:
 class LCPFNPrunerConfig:
     """``pruner=lcpfn``: stop a trial once P(it ends better than the target) < threshold."""
 
-    threshold: float = 0.05
+    threshold: float = 0.15
     min_epochs: int = 2  # observed epochs before any decision
     rank: int = 1  # single objective: target the rank-th best finished trial
     startup_trials: int = 3  # complete trials before anything is stopped

@@ -62,7 +62,7 @@ class CurveStopper:
         self,
         predictor: CurvePredictor | None = None,
         *,
-        threshold: float = 0.05,
+        threshold: float = 0.15,
         min_epochs: int = 2,
     ) -> None:
         check_number("threshold", threshold, low=0.0, low_open=True, high=1.0, high_open=True)
