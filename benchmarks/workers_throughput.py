@@ -122,16 +122,16 @@ def _run(variant: str, url: str, workers: int, total: int) -> dict[str, Any]:
     name = f"bench-{variant}-{uuid.uuid4().hex[:8]}"
     _create(variant, url, name, total)
     context = mp.get_context("spawn")
-    start = context.Event()
+    # Every process imports and connects, then all pass the barrier together with us.
+    start = context.Barrier(workers + 1)
     target = _optuna_worker if variant == "optuna" else _nas_worker
     processes = [
         context.Process(target=target, args=(url, name, total, start)) for _ in range(workers)
     ]
     for process in processes:
         process.start()
-    time.sleep(4.0 + 0.5 * workers)  # imports and connections, outside the timing
+    start.wait()
     began = time.perf_counter()
-    start.set()
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - began
@@ -168,7 +168,10 @@ def _postgres_database(admin: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    import optuna
+
     args = _parse(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", None)]

@@ -119,10 +119,13 @@ def test_pow3_fit_recovers_a_power_law() -> None:
 
 @pytest.mark.timeout(120)
 def test_early_stopping_replay_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = _load("early_stopping_replay").main(["--orders", "1", "--pruners", "none", "lcpfn"])
+    rows = _load("early_stopping_replay").main(
+        ["--orders", "1", "--pruners", "none", "lcpfn", "--thresholds", "0.15"]
+    )
 
     none, lcpfn = rows
     assert none["pruner"] == "none" and none["saved"] == 1.0 and none["regret_pp"] == 0.0
+    assert lcpfn["pruner"] == "lcpfn (threshold 0.15)"
     assert lcpfn["saved"] >= 1.0 and lcpfn["regret_pp"] >= 0.0
     assert "regret pp" in capsys.readouterr().out
 
@@ -148,3 +151,13 @@ def test_workers_throughput_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert nas_row["finished"] == 4 and nas_row["extra"] == 0 and nas_row["failures"] == 0
     assert rows[0]["finished"] >= 4 and rows[0]["trials_per_s"] > 0
     assert "trials/s" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+def test_ray_backend_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray.tune")
+    rows = _load("ray_backend_overhead").main(["--trials", "2", "--epochs", "1"])
+
+    assert [row["variant"] for row in rows] == ["plain Ray Tune + OptunaSearch", "nas backend=ray"]
+    assert all(row["seconds"] > 0 for row in rows) and rows[0]["ratio"] == 1.0
+    assert "s/trial" in capsys.readouterr().out
