@@ -57,6 +57,13 @@ def architectures(count: int) -> list[dict[str, Any]]:
     return params
 
 
+def _define_by_run(trial: Any) -> None:
+    """OptunaSearch's space: the NASNet space's own sampling (module level: it is pickled)."""
+    from search_spaces import create_space
+
+    create_space("nasnet", **MODEL).sample(trial)
+
+
 def _plain_trainable(params: dict[str, Any]) -> None:
     import optuna
     import torch
@@ -91,18 +98,12 @@ def _run_plain(params: list[dict[str, Any]], epochs: int, tmp: Path) -> float:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from search_spaces import create_space
-
-    space = create_space("nasnet", **MODEL)
     started = time.perf_counter()
     ray.init(include_dashboard=False, runtime_env={"env_vars": {"BENCH_EPOCHS": str(epochs)}})
     try:
 
-        def define_by_run(trial: Any) -> None:
-            space.sample(trial)
-
         searcher = OptunaSearch(
-            space=define_by_run,
+            space=_define_by_run,
             metric="accuracy",
             mode="max",
             points_to_evaluate=params,
