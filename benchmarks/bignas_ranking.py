@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _table import Column, print_table
+
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,16 +120,19 @@ def _fmt(value: float) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]], summary: dict[str, Any], header: str) -> None:
-    print(header)
-    head = f"{'child':<10} {'MFLOPs':>7} {'inherited':>9} {'alone':>7} {'alone s':>8}  architecture"
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        print(
-            f"{row['child']:<10} {row['flops'] / 1e6:>7.2f} {row['inherited_acc']:>9.4f} "
-            f"{row['alone_acc']:>7.4f} {row['alone_s']:>8.1f}  {row['arch']}"
-        )
-    print("-" * len(head))
+    print_table(
+        header,
+        [
+            Column("child", "child", "<10"),
+            Column("MFLOPs", lambda row: row["flops"] / 1e6, ">7.2f"),
+            Column("inherited", "inherited_acc", ">9.4f"),
+            Column("alone", "alone_acc", ">7.4f"),
+            Column("alone s", "alone_s", ">8.1f"),
+            Column(" architecture", lambda row: f" {row['arch']}", ""),
+        ],
+        rows,
+    )
+    print("-" * 60)
     print(
         f"Kendall tau-b over {len(rows)} children: inherited vs alone "
         f"{_fmt(summary['tau_inherited_alone'])}; vs FLOPs: inherited "

@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from _table import Column, print_table
 
 TARGETS = {"largest": 1.03, "smallest": 1.10, "sandwich": None}
 CHILD_SEED = 1  # seeds the two random children of the sandwich row
@@ -208,20 +210,25 @@ def _row(name: str, arch: str, shared: float, static: float, children: int) -> d
 
 
 def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
-    print(header_line)
-    header = (
-        f"{'variant':<9} {'supernet ms':>11} {'static ms':>10} {'ratio':>7} {'target':>7} "
-        f"{'result':>6}  child"
+    def target(row: Mapping[str, Any]) -> str:
+        return "-" if row["target"] is None else f"{row['target']:.2f}"
+
+    def result(row: Mapping[str, Any]) -> str:
+        return "-" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
+
+    print_table(
+        header_line,
+        [
+            Column("variant", "variant", "<9"),
+            Column("supernet ms", "supernet_ms", ">11.2f"),
+            Column("static ms", "static_ms", ">10.2f"),
+            Column("ratio", lambda row: f"{row['ratio']:.3f}x", ">7"),
+            Column("target", target, ">7"),
+            Column("result", result, ">6"),
+            Column(" child", lambda row: f" {row['arch']}", ""),
+        ],
+        rows,
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        target = "-" if row["target"] is None else f"{row['target']:.2f}"
-        result = "-" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
-        print(
-            f"{row['variant']:<9} {row['supernet_ms']:>11.2f} {row['static_ms']:>10.2f} "
-            f"{row['ratio']:>6.3f}x {target:>7} {result:>6}  {row['arch']}"
-        )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _table import Column, print_table
+
 DEFAULT_CURVES = Path(__file__).parent / "data" / "nasnet_digits_curves.json"
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "lcpfn")
 
@@ -148,22 +150,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 def _print_table(
     rows: list[dict[str, Any]], args: argparse.Namespace, epochs: int, count: int, oracle: float
 ) -> None:
-    print(
+    print_table(
         f"early-stopping replay: {count} recorded curves of {epochs} epochs ({args.curves.name}), "
         f"{args.orders} random orders, best final accuracy {oracle:.4f}; "
-        "target for lcpfn: saved >= 2x, mean regret < 0.5 pp"
+        "target for lcpfn: saved >= 2x, mean regret < 0.5 pp",
+        [
+            Column("pruner", "pruner", "<24"),
+            Column("epochs", "epochs", ">8.1f"),
+            Column("saved", lambda row: f"{row['saved']:.2f}x", ">7"),
+            Column("regret pp", "regret_pp", ">10.2f"),
+            Column("worst pp", "worst_regret_pp", ">9.2f"),
+            Column("replay s", "seconds", ">9.1f"),
+        ],
+        rows,
     )
-    header = (
-        f"{'pruner':<24} {'epochs':>8} {'saved':>7} {'regret pp':>10} {'worst pp':>9} "
-        f"{'replay s':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['pruner']:<24} {row['epochs']:>8.1f} {row['saved']:>6.2f}x "
-            f"{row['regret_pp']:>10.2f} {row['worst_regret_pp']:>9.2f} {row['seconds']:>9.1f}"
-        )
 
 
 if __name__ == "__main__":

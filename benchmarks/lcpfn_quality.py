@@ -34,6 +34,7 @@ import time
 from typing import Any, ClassVar
 
 import numpy as np
+from _table import Column, print_table
 
 LENGTH = 100
 CUTOFFS = (10, 20, 40, 80)
@@ -285,24 +286,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     import torch
 
-    print(
+    pfn_time = {r["cutoff"]: r["s_per_curve"] for r in rows if r["method"] == "lcpfn"}
+    print_table(
         f"lcpfn quality: predict the value at epoch {LENGTH} of held-out prior curves; "
         f"MCMC: emcee {args.walkers} walkers x {args.steps} steps; "
-        f"{torch.get_num_threads()} torch threads, cpu"
+        f"{torch.get_num_threads()} torch threads, cpu",
+        [
+            Column("method", "method", "<20"),
+            Column("cutoff", "cutoff", ">6"),
+            Column("curves", "curves", ">7"),
+            Column("LL", "ll", ">8.3f"),
+            Column("MSE", "mse", ">10.2e"),
+            Column("cov90", "coverage90", ">6.3f"),
+            Column("s/curve", "s_per_curve", ">10.2e"),
+            Column("x lcpfn", lambda r: r["s_per_curve"] / pfn_time[r["cutoff"]], ">9.1f"),
+        ],
+        rows,
     )
-    header = (
-        f"{'method':<20} {'cutoff':>6} {'curves':>7} {'LL':>8} {'MSE':>10} {'cov90':>6} "
-        f"{'s/curve':>10} {'x lcpfn':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    pfn_time = {r["cutoff"]: r["s_per_curve"] for r in rows if r["method"] == "lcpfn"}
-    for r in rows:
-        ratio = r["s_per_curve"] / pfn_time[r["cutoff"]]
-        print(
-            f"{r['method']:<20} {r['cutoff']:>6} {r['curves']:>7} {r['ll']:>8.3f} "
-            f"{r['mse']:>10.2e} {r['coverage90']:>6.3f} {r['s_per_curve']:>10.2e} {ratio:>9.1f}"
-        )
 
 
 if __name__ == "__main__":

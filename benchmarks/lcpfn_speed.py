@@ -22,6 +22,8 @@ import statistics
 import time
 from typing import Any
 
+from _table import Column, print_table
+
 TARGET_CURVES = 1000
 TARGET_S = 1.0  # for TARGET_CURVES curves; scaled linearly for other counts
 LENGTH = 100  # epochs per curve, as in the paper's prior
@@ -103,19 +105,21 @@ def _rows(size: str, curves: list[list[float]], args: argparse.Namespace) -> lis
 
 
 def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
-    print(header_line)
-    header = (
-        f"{'size':<6} {'mode':<16} {'params':>11} {'curves':>7} {'seconds':>9} "
-        f"{'curves/s':>10} {'x':>6} {'target s':>9} {'result':>6}"
+    print_table(
+        header_line,
+        [
+            Column("size", "size", "<6"),
+            Column("mode", "mode", "<16"),
+            Column("params", "params", ">11,"),
+            Column("curves", "curves", ">7"),
+            Column("seconds", "seconds", ">9.3f"),
+            Column("curves/s", "curves_per_s", ">10.1f"),
+            Column("x", "ratio", ">6.2f"),
+            Column("target s", "target_s", ">9.3f"),
+            Column("result", lambda row: "PASS" if row["passed"] else "FAIL", ">6"),
+        ],
+        rows,
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['size']:<6} {row['mode']:<16} {row['params']:>11,} {row['curves']:>7} "
-            f"{row['seconds']:>9.3f} {row['curves_per_s']:>10.1f} {row['ratio']:>6.2f} "
-            f"{row['target_s']:>9.3f} {'PASS' if row['passed'] else 'FAIL':>6}"
-        )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

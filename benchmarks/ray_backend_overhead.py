@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _table import Column, print_table
+
 MODEL = {"cells_per_stage": 1, "init_channels": 4}
 
 
@@ -101,7 +103,6 @@ def _run_plain(params: list[dict[str, Any]], epochs: int, tmp: Path) -> float:
     started = time.perf_counter()
     ray.init(include_dashboard=False, runtime_env={"env_vars": {"BENCH_EPOCHS": str(epochs)}})
     try:
-
         searcher = OptunaSearch(
             space=_define_by_run,
             metric="accuracy",
@@ -158,18 +159,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         {"variant": "plain Ray Tune + OptunaSearch", "seconds": plain, "ratio": 1.0},
         {"variant": "nas backend=ray", "seconds": ours, "ratio": ours / plain},
     ]
-    print(
+    print_table(
         f"ray backend overhead: {args.trials} NASNet trials x {args.epochs} epochs on digits, "
-        f"one at a time, local Ray, {os.cpu_count()} CPU cores; target ratio <= 1.2"
+        f"one at a time, local Ray, {os.cpu_count()} CPU cores; target ratio <= 1.2",
+        [
+            Column("variant", "variant", "<32"),
+            Column("seconds", "seconds", ">8.1f"),
+            Column("s/trial", lambda row: row["seconds"] / args.trials, ">8.2f"),
+            Column("ratio", "ratio", ">6.2f"),
+        ],
+        rows,
     )
-    header = f"{'variant':<32} {'seconds':>8} {'s/trial':>8} {'ratio':>6}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['variant']:<32} {row['seconds']:>8.1f} {row['seconds'] / args.trials:>8.2f} "
-            f"{row['ratio']:>6.2f}"
-        )
     return rows
 
 

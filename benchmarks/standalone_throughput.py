@@ -31,6 +31,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from _table import Column, print_table
+
 from nas.progress import SilentReporter
 
 VARIANTS = ("nas", "plain")
@@ -207,21 +209,23 @@ def _run_plain(
 
 
 def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
-    print(header_line)
-    header = (
-        f"{'variant':<8} {'trials':>6} {'epochs':>6} {'setup s':>8} {'loop s':>8} "
-        f"{'trials/min':>10} {'s/trial':>8} {'s/epoch':>8} {'img/s':>7} {'val acc':>8} "
-        f"{'nas/plain':>9}"
+    print_table(
+        header_line,
+        [
+            Column("variant", "variant", "<8"),
+            Column("trials", "trials", ">6"),
+            Column("epochs", "epochs", ">6"),
+            Column("setup s", "setup_s", ">8.2f"),
+            Column("loop s", "loop_s", ">8.2f"),
+            Column("trials/min", "trials_per_min", ">10.2f"),
+            Column("s/trial", "s_per_trial", ">8.2f"),
+            Column("s/epoch", "s_per_epoch", ">8.3f"),
+            Column("img/s", "images_per_s", ">7.0f"),
+            Column("val acc", "val_acc", ">8.4f"),
+            Column("nas/plain", lambda row: f"{row['ratio']:.3f}x", ">9"),
+        ],
+        rows,
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['variant']:<8} {row['trials']:>6} {row['epochs']:>6} {row['setup_s']:>8.2f} "
-            f"{row['loop_s']:>8.2f} {row['trials_per_min']:>10.2f} {row['s_per_trial']:>8.2f} "
-            f"{row['s_per_epoch']:>8.3f} {row['images_per_s']:>7.0f} {row['val_acc']:>8.4f} "
-            f"{row['ratio']:>8.3f}x"
-        )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from _table import Column, print_table
+
 from nas.progress import SilentReporter
 
 VARIANTS = ("optuna", "nas", "nas+weights")
@@ -184,20 +186,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    print(
+    print_table(
         f"store overhead: {args.trials} trials x {args.epochs} epochs, strategy={args.strategy}, "
-        f"median of {args.repeats} repeat(s); one temporary SQLite file, a study per run"
+        f"median of {args.repeats} repeat(s); one temporary SQLite file, a study per run",
+        [
+            Column("variant", "variant", "<12"),
+            Column("trials", "trials", ">6"),
+            Column("total s", "total_s", ">8.2f"),
+            Column("setup s", "setup_s", ">8.2f"),
+            Column("ms/trial", "ms_per_trial", ">9.2f"),
+            Column("ratio", lambda row: f"{row['ratio']:.2f}x", ">6"),
+        ],
+        rows,
     )
-    header = (
-        f"{'variant':<12} {'trials':>6} {'total s':>8} {'setup s':>8} {'ms/trial':>9} {'ratio':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['variant']:<12} {row['trials']:>6} {row['total_s']:>8.2f} "
-            f"{row['setup_s']:>8.2f} {row['ms_per_trial']:>9.2f} {row['ratio']:>5.2f}x"
-        )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

@@ -28,8 +28,11 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from _table import Column, print_table
 
 SPACE_OPTIONS = {"cells_per_stage": 1, "init_channels": 4}
 
@@ -193,23 +196,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    print(
-        f"workers throughput: {args.trials} trivial NASNet trials per study, "
-        f"{os.cpu_count()} CPU cores; x = nas ms/trial over plain Optuna's"
-    )
-    header = (
-        f"{'backend':<11} {'workers':>7} {'variant':<7} {'trials/s':>9} {'ms/trial':>9} "
-        f"{'x':>6} {'finished':>8} {'failures':>8}"
-    )
-    print(header)
-    print("-" * len(header))
     base = {(r["backend"], r["workers"]): r for r in rows if r["variant"] == "optuna"}
-    for r in rows:
-        ratio = r["ms_per_trial"] / base[(r["backend"], r["workers"])]["ms_per_trial"]
-        print(
-            f"{r['backend']:<11} {r['workers']:>7} {r['variant']:<7} {r['trials_per_s']:>9.1f} "
-            f"{r['ms_per_trial']:>9.1f} {ratio:>6.2f} {r['finished']:>8} {r['failures']:>8}"
-        )
+
+    def ratio(row: Mapping[str, Any]) -> float:
+        return row["ms_per_trial"] / base[(row["backend"], row["workers"])]["ms_per_trial"]
+
+    print_table(
+        f"workers throughput: {args.trials} trivial NASNet trials per study, "
+        f"{os.cpu_count()} CPU cores; x = nas ms/trial over plain Optuna's",
+        [
+            Column("backend", "backend", "<11"),
+            Column("workers", "workers", ">7"),
+            Column("variant", "variant", "<7"),
+            Column("trials/s", "trials_per_s", ">9.1f"),
+            Column("ms/trial", "ms_per_trial", ">9.1f"),
+            Column("x", ratio, ">6.2f"),
+            Column("finished", "finished", ">8"),
+            Column("failures", "failures", ">8"),
+        ],
+        rows,
+    )
     if not args.postgres:
         print("(no PostgreSQL rows: pass --postgres URL or set NAS_TEST_POSTGRES_URL)")
 

@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+# The scripts import their shared table printer as a sibling module, as when run directly.
+sys.path.insert(0, str(BENCHMARKS))
 
 
 def _load(name: str) -> ModuleType:
