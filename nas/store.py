@@ -104,7 +104,11 @@ def open_storage(
         db_file.parent.mkdir(parents=True, exist_ok=True)
         _use_write_ahead_log(db_file)
     # SQLite: wait for a lock instead of failing at once when another process writes.
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if db_file else {}
+    # Servers: test each pooled connection before use, so one the server dropped (a
+    # restart, an idle timeout) is replaced instead of failing the next call.
+    engine_kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if db_file else {"pool_pre_ping": True}
+    )
     try:
         with warnings.catch_warnings():
             # Heartbeats and their retry callback are marked experimental by Optuna.
@@ -120,7 +124,9 @@ def _rdb_storage(
 ) -> optuna.storages.RDBStorage:
     import optuna
 
-    return optuna.storages.RDBStorage(
+    from nas.resilient_storage import resilient_rdb_storage_class
+
+    return resilient_rdb_storage_class()(
         url,
         engine_kwargs=engine_kwargs,
         # A worker records a heartbeat for its running trial; a trial whose worker

@@ -58,3 +58,52 @@ def test_unreachable_server_is_one_line_error(capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "secret-pw" not in err, err
     assert "Cannot open storage postgresql+psycopg2://u:***@127.0.0.1:1/db" in err
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_survives_a_database_outage(storage_url: str, tmp_path: Path) -> None:
+    if not storage_url.startswith("postgresql"):
+        pytest.skip("an outage is simulated on the PostgreSQL server")
+    import subprocess
+    import sys
+    import time
+
+    from nas.config import compose_search
+    from nas.search import prepare_study
+
+    settings = ["space=nasnet", *TINY_SEARCH, "trials=3", "epochs=4", f"storage={storage_url}"]
+    prepare_study(compose_search(settings))
+    database = sqlalchemy.engine.make_url(storage_url).database
+    admin = sqlalchemy.create_engine(os.environ[POSTGRES_ENV], isolation_level="AUTOCOMMIT")
+    log = tmp_path / "worker.log"
+    with log.open("w") as stream:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "nas", "worker", "study=nasnet-digits"],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "NAS_STORAGE": storage_url},
+        )
+        deadline = time.monotonic() + 120
+        while "trial 0 epoch 1/4" not in log.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        with admin.connect() as connection:  # the database goes away for 5 seconds
+            connection.execute(
+                sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            )
+            connection.execute(
+                sqlalchemy.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"
+                ),
+                {"d": database},
+            )
+            time.sleep(5)
+            connection.execute(
+                sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            )
+        assert worker.wait(timeout=200) == 0, log.read_text()
+    admin.dispose()
+    output = log.read_text()
+    assert "database unreachable" in output
+    study = optuna.load_study(study_name="nasnet-digits", storage=storage_url)
+    assert sorted(t.state.name for t in study.get_trials()) == ["COMPLETE"] * 3
