@@ -281,12 +281,17 @@ def run_search(
             study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
         )
         asked = 0
+        next_stale_check = 0.0
         while new_trials is None or asked < new_trials:
             if config.timeout is not None and time.monotonic() - started > config.timeout:
                 echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")
                 break
+            # Dead workers' trials -> queued again; a trial goes stale only after the
+            # grace period, so looking once per heartbeat interval is soon enough.
+            if time.monotonic() >= next_stale_check:
+                optuna.storages.fail_stale_trials(study)
+                next_stale_check = time.monotonic() + config.heartbeat_interval
             # Other workers share the budget: count from the store, never locally.
-            optuna.storages.fail_stale_trials(study)  # dead workers' trials -> queued again
             now = store.budget(study)
             finished = now.finished
             if finished >= config.trials:
@@ -338,10 +343,11 @@ def run_search(
                         f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True)
                     )
             failures_in_row = 0
-            finished = store.budget(study).finished
+            finished += 1  # for the display; the next loop recounts from the store
             reporter.trial_finished(trial.number, outcome, done=finished, best=best_summary(study))
     except KeyboardInterrupt:  # between trials: nothing is running, nothing to mark
         interrupted = True
     finally:
         reporter.close()
+    finished = store.budget(study).finished  # other workers' trials included
     return SearchOutcome(study=study, finished=finished, interrupted=interrupted, storage_url=url)
