@@ -305,7 +305,8 @@ def run_search(
                     )
                     break
                 continue
-            trial = study.ask()
+            with store.ask_lock(url):
+                trial = study.ask()
             asked += 1
             if store.is_surplus(study, trial, config.trials):
                 trial.set_user_attr("surplus", True)  # another worker asked at the same time

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,30 @@ def _rdb_storage(
             max_retry=MAX_RETRIES, inherit_intermediate_values=True
         ),
     )
+
+
+@contextmanager
+def ask_lock(url: str) -> Iterator[None]:
+    """Held around ``study.ask()``: one local worker at a time takes a queued trial.
+
+    Optuna claims a queued (WAITING) trial with a read and then a write; PostgreSQL
+    and MySQL lock the row in between, but Python's sqlite3 driver does not open a
+    transaction for the read, so two workers on one SQLite file could both claim the
+    same retry. SQLite stores are local files, so a file lock beside the database
+    serialises the claims of every worker that shares it.
+    """
+    db_file = sqlite_path(url)
+    if db_file is None:
+        yield
+        return
+    import fcntl
+
+    with open(db_file.with_name(db_file.name + ".ask-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _use_write_ahead_log(db_file: Path) -> None:

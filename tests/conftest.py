@@ -58,7 +58,17 @@ def storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty study store: an SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield "sqlite:///nas-runs/nas.db"
-        return
+    else:
+        yield from _fresh_postgres_database()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database (for what only a server can show)."""
+    yield from _fresh_postgres_database()
+
+
+def _fresh_postgres_database() -> Iterator[str]:
     admin = os.environ.get(POSTGRES_ENV)
     if not admin:
         if os.environ.get("NAS_REQUIRE_POSTGRES") == "1":

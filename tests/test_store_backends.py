@@ -61,9 +61,7 @@ def test_unreachable_server_is_one_line_error(capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.timeout(300)
-def test_a_worker_survives_a_database_outage(storage_url: str, tmp_path: Path) -> None:
-    if not storage_url.startswith("postgresql"):
-        pytest.skip("an outage is simulated on the PostgreSQL server")
+def test_a_worker_survives_a_database_outage(postgres_url: str, tmp_path: Path) -> None:
     import subprocess
     import sys
     import time
@@ -71,6 +69,7 @@ def test_a_worker_survives_a_database_outage(storage_url: str, tmp_path: Path) -
     from nas.config import compose_search
     from nas.search import prepare_study
 
+    storage_url = postgres_url
     settings = ["space=nasnet", *TINY_SEARCH, "trials=3", "epochs=4", f"storage={storage_url}"]
     prepare_study(compose_search(settings))
     database = sqlalchemy.engine.make_url(storage_url).database

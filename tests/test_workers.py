@@ -121,3 +121,33 @@ def test_a_sigkilled_workers_trial_is_retried_and_the_study_completes(
     # The killed trial keeps the curve it reported before it died.
     assert len(trials[0].user_attrs["curve"]) >= 1
     assert trials[0].intermediate_values
+
+
+@pytest.mark.timeout(300)
+def test_results_do_not_depend_on_the_number_of_workers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "sqlite:///nas-runs/nas.db"
+    curves = {}
+    for workers in (1, 2):
+        settings = ["space=nasnet", *TINY_SEARCH, "trials=4", f"study=w{workers}"]
+        study = prepare_study(compose_search(settings))
+        if workers == 1:  # the same four architectures, queued in both studies
+            sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+            from search_spaces import create_space
+
+            space = create_space("nasnet", cells_per_stage=1, init_channels=4)
+            params = []
+            for _ in range(4):
+                trial = sampler.ask()
+                space.sample(trial)
+                params.append(trial.params)
+                sampler.tell(trial, 0.0)
+        for point in params:
+            study.enqueue_trial(point)
+        assert main(["search", *settings, f"workers={workers}"]) == 0
+        done = optuna.load_study(study_name=f"w{workers}", storage=url).get_trials()
+        curves[workers] = {t.number: (t.params, t.user_attrs["curve"]) for t in done}
+    capsys.readouterr()
+    # Each trial number has the same architecture and seed, so the same curve.
+    assert curves[1] == curves[2]
