@@ -47,6 +47,30 @@ def interrupt_search(args: list[str], cwd: Path, *, after: str, wait: float = 18
     return err
 
 
+def start_worker(url: str, log: Path) -> subprocess.Popen[str]:
+    """``nas worker study=nasnet-digits`` in a subprocess, the URL in its environment and
+    its output in ``log``."""
+    with log.open("w") as stream:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nas", "worker", "study=nasnet-digits"],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "NAS_STORAGE": url},
+        )
+
+
+def wait_for(log: Path, text: str, process: subprocess.Popen[str], limit: float = 120) -> None:
+    """Wait until ``text`` appears in ``log``; fail if ``process`` dies or time runs out."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text():
+            return
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    raise AssertionError(f"no '{text}' within {limit}s: {log.read_text()}")
+
+
 # The admin URL of a PostgreSQL server whose role may create databases (.ci/postgres.sh
 # prints one); without it the PostgreSQL variants skip, unless NAS_REQUIRE_POSTGRES=1
 # (as in CI), where they fail instead.

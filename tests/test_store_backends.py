@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy
 
 from nas.cli import main
-from tests.conftest import POSTGRES_ENV, TINY_SEARCH
+from tests.conftest import POSTGRES_ENV, TINY_SEARCH, start_worker, wait_for
 
 
 def test_search_resume_show_export_on_each_backend(
@@ -62,8 +62,6 @@ def test_unreachable_server_is_one_line_error(capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.timeout(300)
 def test_a_worker_survives_a_database_outage(postgres_url: str, tmp_path: Path) -> None:
-    import subprocess
-    import sys
     import time
 
     from nas.config import compose_search
@@ -75,32 +73,19 @@ def test_a_worker_survives_a_database_outage(postgres_url: str, tmp_path: Path) 
     database = sqlalchemy.engine.make_url(storage_url).database
     admin = sqlalchemy.create_engine(os.environ[POSTGRES_ENV], isolation_level="AUTOCOMMIT")
     log = tmp_path / "worker.log"
-    with log.open("w") as stream:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "nas", "worker", "study=nasnet-digits"],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "NAS_STORAGE": storage_url},
+    worker = start_worker(storage_url, log)
+    wait_for(log, "trial 0 epoch 1/4", worker)
+    with admin.connect() as connection:  # the database goes away for 5 seconds
+        connection.execute(sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        connection.execute(
+            sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"
+            ),
+            {"d": database},
         )
-        deadline = time.monotonic() + 120
-        while "trial 0 epoch 1/4" not in log.read_text():
-            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        with admin.connect() as connection:  # the database goes away for 5 seconds
-            connection.execute(
-                sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-            )
-            connection.execute(
-                sqlalchemy.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"
-                ),
-                {"d": database},
-            )
-            time.sleep(5)
-            connection.execute(
-                sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
-            )
-        assert worker.wait(timeout=200) == 0, log.read_text()
+        time.sleep(5)
+        connection.execute(sqlalchemy.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    assert worker.wait(timeout=200) == 0, log.read_text()
     admin.dispose()
     output = log.read_text()
     assert "database unreachable" in output

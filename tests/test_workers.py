@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from nas.cli import main
 from nas.config import compose_search
 from nas.search import prepare_study
-from tests.conftest import TINY_SEARCH
+from tests.conftest import TINY_SEARCH, start_worker, wait_for
 
 
 def _study(url: str) -> optuna.Study:
@@ -71,16 +68,6 @@ def test_a_joining_worker_uses_the_study_settings_and_latest_budget(
     assert all(len(t.user_attrs["curve"]) == 3 for t in study.get_trials())
 
 
-def _wait_for(path: Path, text: str, process: subprocess.Popen[str], limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        assert process.poll() is None, path.read_text()
-        time.sleep(0.2)
-    raise AssertionError(f"no '{text}' within {limit}s: {path.read_text()}")
-
-
 @pytest.mark.timeout(300)
 def test_a_sigkilled_workers_trial_is_retried_and_the_study_completes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], storage_url: str
@@ -90,20 +77,13 @@ def test_a_sigkilled_workers_trial_is_retried_and_the_study_completes(
     settings += ["heartbeat_interval=1", "grace_period=3"]
     prepare_study(compose_search(settings))
     log = tmp_path / "victim.log"
-    with log.open("w") as stream:
-        victim = subprocess.Popen(
-            [sys.executable, "-m", "nas", "worker", "study=nasnet-digits"],
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "NAS_STORAGE": url},
-        )
-        try:
-            _wait_for(log, "trial 0 epoch 1/4", victim, limit=120)
-            time.sleep(1.5)  # at least one heartbeat after the first report
-        finally:
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
+    victim = start_worker(url, log)
+    try:
+        wait_for(log, "trial 0 epoch 1/4", victim)
+        time.sleep(1.5)  # at least one heartbeat after the first report
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
     killed = _study(url).get_trials()[0]
     assert killed.state.name == "RUNNING"
 
