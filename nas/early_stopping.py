@@ -75,6 +75,15 @@ class CurveStopper:
         self.threshold = threshold
         self.min_epochs = min_epochs
 
+    def check_direction(self, *, maximize: bool, what: str) -> None:
+        """``ConfigError`` unless the predictor's scale improves in the metric's direction."""
+        scale = self.predictor.scale
+        if maximize != scale.higher_is_better:
+            raise ConfigError(
+                f"{what} but the predictor's scale is {scale.kind!r}; give CurvePredictor a "
+                "scale of the same direction."
+            )
+
     @property
     def length(self) -> int:
         return self.predictor.model.config.length
@@ -167,12 +176,9 @@ class LCPFNPruner(optuna.pruners.BasePruner):
                 "pareto_target with CurveStopper (pruner=lcpfn does this)."
             )
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        if maximize != self.stopper.predictor.scale.higher_is_better:
-            raise ConfigError(
-                f"The study {'maximizes' if maximize else 'minimizes'} but the predictor's "
-                f"scale is {self.stopper.predictor.scale.kind!r}; give CurvePredictor a "
-                "scale of the same direction."
-            )
+        self.stopper.check_direction(
+            maximize=maximize, what=f"The study {'maximizes' if maximize else 'minimizes'}"
+        )
         curve = [value for _, value in sorted(trial.intermediate_values.items())]
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(complete) < self.startup_trials:

@@ -70,12 +70,7 @@ class LCPFNScheduler(FIFOScheduler):
     def _check_mode(self, mode: str) -> None:
         if mode not in ("max", "min"):
             raise ConfigError(f"mode must be 'max' or 'min', but got {mode!r}.")
-        if (mode == "max") != self._stopper.predictor.scale.higher_is_better:
-            raise ConfigError(
-                f"mode={mode!r} disagrees with the predictor's scale "
-                f"{self._stopper.predictor.scale.kind!r}; give CurvePredictor a scale of "
-                "the same direction."
-            )
+        self._stopper.check_direction(maximize=mode == "max", what=f"mode={mode!r}")
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         if (self._metric and metric) or (self._mode and mode):
