@@ -154,13 +154,13 @@ def cmd_show(args: Sequence[str]) -> int:
 def cmd_export(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ExportConfig, compose
-    from nas.export import export_trial
+    from nas.export import export_trial, study_artifacts
 
     config = compose(ExportConfig, args)
     url = config.storage or store.default_storage_url()
     study = store.load_study(store.open_storage(url), config.study)
-    artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
-    result = export_trial(study, config.trial, Path(config.out), artifact_dir=artifact_dir)
+    artifacts = study_artifacts(study, config.artifacts, url)
+    result = export_trial(study, config.trial, Path(config.out), artifacts=artifacts)
     print(f"trial {result.trial} -> {result.source}")
     if result.weights is not None:
         print(f"weights -> {result.weights}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas import store
+from nas.artifacts import Artifacts, checked_id, open_artifacts
 from nas.errors import StudyError
 
 if TYPE_CHECKING:
@@ -68,35 +69,33 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def load_trial_weights(
-    trial: optuna.trial.FrozenTrial, artifact_dir: Path
+    trial: optuna.trial.FrozenTrial, artifacts: Artifacts
 ) -> dict[str, torch.Tensor] | None:
     """The trial's stored weights, or None when it kept none."""
-    from optuna.artifacts import FileSystemArtifactStore, download_artifact
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     artifact_id = trial.user_attrs.get("weights")
     if artifact_id is None:
         return None
-    if not isinstance(artifact_id, str) or not artifact_id.replace("-", "").isalnum():
-        raise StudyError(f"Trial {trial.number} stores a malformed weights id {artifact_id!r}.")
+    what = f"the weights of trial {trial.number}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "weights.safetensors"
-        try:
-            download_artifact(
-                artifact_store=FileSystemArtifactStore(str(artifact_dir)),
-                file_path=str(local),
-                artifact_id=artifact_id,
-            )
-        except Exception:
-            raise StudyError(
-                f"Weights of trial {trial.number} are not in artifacts={artifact_dir}. "
-                "Pass artifacts=DIR (the folder the search wrote them to)."
-            ) from None
+        artifacts.download(checked_id(artifact_id, what), local, what)
         try:
             return load_file(str(local))
         except (SafetensorError, OSError) as error:
             raise StudyError(f"Weights of trial {trial.number} are unreadable: {error}") from None
+
+
+def study_artifacts(study: optuna.Study, location: str | None, storage_url: str) -> Artifacts:
+    """The artifact store to read a study's files from: ``location`` if given, else the
+    one recorded with the study (or the default folder beside the database)."""
+    if location is None:
+        recorded = study.user_attrs.get(store.ATTR_CONFIG)
+        stored = recorded.get("artifacts") if isinstance(recorded, dict) else None
+        location = stored if isinstance(stored, str) else None
+    return open_artifacts(location, storage_url)
 
 
 def checked_state_dict(
@@ -113,7 +112,9 @@ def checked_state_dict(
     return {k: v.detach().contiguous() for k, v in space.export_state_dict(model).items()}
 
 
-def export_trial(study: optuna.Study, which: str, out: Path, *, artifact_dir: Path) -> ExportResult:
+def export_trial(
+    study: optuna.Study, which: str, out: Path, *, artifacts: Artifacts
+) -> ExportResult:
     """Write ``out`` (Python source) and, when the trial kept weights, ``out`` with the
     suffix ``.safetensors``."""
     from safetensors.torch import save_file
@@ -124,7 +125,7 @@ def export_trial(study: optuna.Study, which: str, out: Path, *, artifact_dir: Pa
     arch = store.read_architecture(space, trial)
     source = space.export_source(arch, spec)
     compile(source, str(out), "exec")  # a generator bug must not leave a broken file behind
-    weights = load_trial_weights(trial, artifact_dir)
+    weights = load_trial_weights(trial, artifacts)
     exported = checked_state_dict(space, arch, spec, weights) if weights is not None else None
 
     _atomic_write(out, lambda p: p.write_text(source, encoding="utf-8"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 from nas import store
@@ -67,7 +66,14 @@ def _one_trial(params: dict[str, Any]) -> None:
     config = compose_recorded(params["config"], [])
     config.storage = os.environ[STORAGE_ENV]
     config.study = params["study"]
-    run_search(config, reporter=_TuneReporter(), echo=lambda *_: None, requeue=False, new_trials=1)
+    run_search(
+        config,
+        reporter=_TuneReporter(),
+        echo=lambda *_: None,
+        requeue=False,
+        new_trials=1,
+        trains_supernet=False,
+    )
 
 
 def _scheduler(config: SearchConfig) -> Any:
@@ -106,17 +112,18 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
         from ray import tune
     except ImportError:
         raise ConfigError("backend=ray needs Ray Tune: pip install -e '.[ray]'.") from None
+    from nas.artifacts import open_artifacts
     from nas.search import prepare_study
 
     url = config.storage or store.default_storage_url()
     study = prepare_study(config, echo)  # creates the study; trains a supernet once
     recorded = to_container(config)
     recorded["storage"] = None  # the URL travels in the environment only
-    artifacts = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
+    artifacts = open_artifacts(config.artifacts, url)
     # Local paths must be absolute for Ray's workers, which run elsewhere.
     if store.sqlite_path(url) is not None:
         url = f"sqlite:///{store.sqlite_path(url).resolve()}"  # type: ignore[union-attr]
-    recorded["artifacts"] = str(artifacts.resolve())
+    recorded["artifacts"] = artifacts.location
     ray.init(
         address=config.ray_address,
         include_dashboard=False,
@@ -147,7 +154,7 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
                 ),
                 run_config=tune.RunConfig(
                     name=f"nas-{study.study_name}",
-                    storage_path=str((artifacts / "ray").resolve()),
+                    storage_path=str(artifacts.local_dir / "ray"),
                     verbose=1,
                 ),
             )

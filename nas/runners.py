@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from evaluators import SupernetEpochReport
+    from nas.artifacts import Artifacts
     from nas.data import DatasetSplits
     from nas.early_stopping import CurveStopper
     from search_spaces.base import SearchSpace, WeightSharingSpace
@@ -40,14 +42,14 @@ class TrialRunner:
         space: SearchSpace[Any],
         data: DatasetSplits,
         device: torch.device,
-        artifact_dir: Path,
+        artifacts: Artifacts,
         reporter: SearchReporter,
     ) -> None:
         self.config = config
         self.space = space
         self.data = data
         self.device = device
-        self.artifact_dir = artifact_dir
+        self.artifacts = artifacts
         self.reporter = reporter
 
     def trial_seed(self, trial: optuna.Trial) -> int:
@@ -113,19 +115,13 @@ class TrialRunner:
 
     def save_weights(self, trial: optuna.Trial, model: nn.Module) -> None:
         """Store the trained (or inherited and recalibrated) weights as an Optuna artifact."""
-        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
         from safetensors.torch import save_file
 
-        self.artifact_dir.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"trial-{trial.number}.safetensors"
             save_file(tensors, str(path))
-            artifact_id = upload_artifact(
-                artifact_store=FileSystemArtifactStore(str(self.artifact_dir)),
-                file_path=str(path),
-                study_or_trial=trial,
-            )
+            artifact_id = self.artifacts.upload(trial, path)
         trial.set_user_attr("weights", artifact_id)
 
 
@@ -235,12 +231,28 @@ def train_or_resume_supernet(
     device: torch.device,
     checkpoint: Path,
     reporter: SearchReporter,
+    *,
+    on_trained_epoch: Callable[[int], None] | None = None,
+    require_finished: bool = False,
 ) -> tuple[nn.Module, list[SupernetEpochReport]]:
     """The study's supernet: trained now, resumed from its checkpoint, or reused when done;
-    with its training reports for every epoch (those of earlier runs included)."""
+    with its training reports for every epoch (those of earlier runs included).
+
+    ``on_trained_epoch(epoch)`` follows each checkpoint this call writes (to publish it).
+    ``require_finished`` (a worker's copy of a supernet trained elsewhere) refuses a
+    checkpoint that holds fewer epochs than the settings instead of training on.
+    """
     from evaluators import SupernetSettings, train_supernet
+    from nas.checkpoint import CheckpointError, entry, load_checkpoint
 
     settings = SupernetSettings(**to_container(config.supernet))
+    if require_finished:
+        held = entry(load_checkpoint(checkpoint), "epoch", int, checkpoint, remedy="retrain it")
+        if held < settings.epochs:
+            raise CheckpointError(
+                f"Supernet checkpoint {checkpoint} holds {held} of {settings.epochs} epochs; "
+                "a worker only evaluates a finished supernet."
+            )
     supernet = space.supernet(data.spec).to(device)
     reporter.supernet_started(settings.epochs)
 
@@ -254,6 +266,8 @@ def train_or_resume_supernet(
             report.biggest_accuracy,
             report.smallest_accuracy,
         )
+        if on_trained_epoch is not None:
+            on_trained_epoch(report.epoch)
 
     reports = train_supernet(
         space,

@@ -10,10 +10,17 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas import store
+from nas.artifacts import (
+    Artifacts,
+    fetch_for_resume,
+    open_artifacts,
+    publish_checkpoint,
+    published_checkpoint,
+    wait_for_supernet,
+)
 from nas.config import SearchConfig, study_name, to_container
 from nas.errors import ConfigError, NasError, StudyError
 from nas.progress import SearchReporter, create_reporter
@@ -149,17 +156,18 @@ def _check_training_settings(config: SearchConfig) -> None:
 
 def _create_runner(
     config: SearchConfig,
-    space: SearchSpace[Any],
-    data: DatasetSplits,
-    device: torch.device,
-    artifact_dir: Path,
+    opened: _OpenedSearch,
     reporter: SearchReporter,
-    study: optuna.Study,
+    echo: Any,
+    *,
+    trains_supernet: bool,
 ) -> TrialRunner:
-    """The trial runner for ``config.evaluator``; for supernets, train (or resume) first."""
+    """The trial runner for ``config.evaluator``. For supernets: a trainer trains (or
+    resumes) and publishes the supernet first; a worker waits for the published one."""
     from search_spaces.base import WeightSharingSpace
 
-    context = (config, space, data, device, artifact_dir, reporter)
+    study, space, artifacts = opened.study, opened.space, opened.artifacts
+    context = (config, space, opened.data, opened.device, artifacts, reporter)
     if config.evaluator == "standalone":
         return StandaloneRunner(*context)
     if not isinstance(space, WeightSharingSpace):
@@ -167,8 +175,28 @@ def _create_runner(
             f"evaluator=supernet needs a weight-sharing space (bignas); space={config.space} "
             "has no supernet. Use evaluator=standalone."
         )
-    checkpoint = supernet_checkpoint_path(artifact_dir, study.study_name)
-    supernet, reports = train_or_resume_supernet(config, space, data, device, checkpoint, reporter)
+    if trains_supernet:
+        checkpoint = supernet_checkpoint_path(artifacts.local_dir, study.study_name)
+        if fetch_for_resume(study, artifacts, checkpoint):
+            echo(f"resuming the supernet from its published checkpoint ({artifacts.location})")
+        supernet, reports = train_or_resume_supernet(
+            config,
+            space,
+            opened.data,
+            opened.device,
+            checkpoint,
+            reporter,
+            on_trained_epoch=lambda epoch: publish_checkpoint(study, artifacts, checkpoint, epoch),
+        )
+        published = published_checkpoint(study)
+        if reports and (published is None or published[1] < len(reports)):
+            # Trained before artifact stores existed, or the last upload failed.
+            publish_checkpoint(study, artifacts, checkpoint, len(reports))
+    else:
+        checkpoint = wait_for_supernet(study, artifacts, config.supernet.epochs, echo)
+        supernet, reports = train_or_resume_supernet(
+            config, space, opened.data, opened.device, checkpoint, reporter, require_finished=True
+        )
     # The supernet's training curve, for `nas show`.
     curve = [{k: float(v) for k, v in vars(r).items() if k != "resumed"} for r in reports]
     study.set_user_attr(store.ATTR_SUPERNET, curve)
@@ -181,7 +209,7 @@ class _OpenedSearch:
     space: SearchSpace[Any]
     data: DatasetSplits
     device: torch.device
-    artifact_dir: Path
+    artifacts: Artifacts
     url: str
 
 
@@ -207,9 +235,12 @@ def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSe
     storage = store.open_storage(
         url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period
     )
+    artifacts = open_artifacts(config.artifacts, url)
+    if config.artifacts is not None:
+        # Recorded with the study as resolved, so that workers elsewhere find the same store.
+        config.artifacts = artifacts.location
     study = _open_study(config, storage, space)
     study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
-    artifact_dir = Path(config.artifacts) if config.artifacts else store.default_artifact_dir(url)
 
     location = store.sqlite_path(url)
     echo(
@@ -223,7 +254,7 @@ def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSe
             f"note: pruner={config.pruner} is not applied: Optuna pruners need a single "
             "objective; pruner=lcpfn works with several."
         )
-    return _OpenedSearch(study, space, data, device, artifact_dir, url)
+    return _OpenedSearch(study, space, data, device, artifacts, url)
 
 
 def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
@@ -232,15 +263,7 @@ def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
     opened = _open_search(config, echo, requeue=True)
     reporter = create_reporter()
     try:
-        _create_runner(
-            config,
-            opened.space,
-            opened.data,
-            opened.device,
-            opened.artifact_dir,
-            reporter,
-            opened.study,
-        )
+        _create_runner(config, opened, reporter, echo, trains_supernet=True)
     finally:
         reporter.close()
     return opened.study
@@ -253,6 +276,7 @@ def run_search(
     *,
     requeue: bool = True,
     new_trials: int | None = None,
+    trains_supernet: bool = True,
 ) -> SearchOutcome:
     """Run (or resume) the study described by ``config`` until it holds ``config.trials``
     finished trials, the timeout passes, or the user presses Ctrl-C.
@@ -260,14 +284,14 @@ def run_search(
     Several processes may run this on one study at once (``nas worker``); ``requeue``
     (queue the trials Ctrl-C interrupted in an earlier run) is then done once, by
     whoever prepared the study. ``new_trials`` stops after asking for that many trials
-    (a Ray Tune trial runs exactly one).
+    (a Ray Tune trial runs exactly one). A worker (``trains_supernet=False``) evaluates
+    the study's published supernet, waiting for it if it is still training elsewhere.
     """
     import optuna
     import torch
 
     opened = _open_search(config, echo, requeue=requeue)
-    study, space, data, device = opened.study, opened.space, opened.data, opened.device
-    artifact_dir, url = opened.artifact_dir, opened.url
+    study, url = opened.study, opened.url
 
     reporter = reporter or create_reporter()
     finished = len(store.finished_trials(study))
@@ -276,7 +300,7 @@ def run_search(
     interrupted = False
     waiter = _BudgetWaiter(config.grace_period, config.heartbeat_interval)
     try:
-        runner = _create_runner(config, space, data, device, artifact_dir, reporter, study)
+        runner = _create_runner(config, opened, reporter, echo, trains_supernet=trains_supernet)
         reporter.start(
             study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
         )

@@ -146,5 +146,8 @@ def run_worker(args: Sequence[str]) -> SearchOutcome:
     from nas.search import run_search
 
     config, label = worker_config(args)
-    # The study was prepared (and interrupted trials queued) by whoever created it.
-    return run_search(config, reporter=LogReporter(name=label), requeue=False)
+    # The study was prepared (interrupted trials queued, its supernet trained and
+    # published) by whoever created it.
+    return run_search(
+        config, reporter=LogReporter(name=label), requeue=False, trains_supernet=False
+    )

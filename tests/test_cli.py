@@ -16,6 +16,7 @@ import torch
 from conftest import TINY_SEARCH, interrupt_search
 
 from nas import store
+from nas.artifacts import open_artifacts
 from nas.cli import main
 from nas.export import checked_state_dict, load_trial_weights
 
@@ -143,7 +144,7 @@ def test_export_matches_the_trained_model(
     space = store.read_space(study)
     arch = store.read_architecture(space, best)
     spec = store.read_data_spec(study)
-    weights = load_trial_weights(best, store.default_artifact_dir(f"sqlite:///{DB}"))
+    weights = load_trial_weights(best, open_artifacts(None, f"sqlite:///{DB}"))
     assert weights is not None
     model = space.build(arch, spec)
     model.load_state_dict(weights)
