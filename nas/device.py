@@ -10,18 +10,45 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks the first CUDA GPU when there is one, else the CPU."""
+# GPUs whose used memory differs by less than this count as equally free.
+_MEMORY_BUCKET = 256 * 2**20
+
+
+def gpus_by_load() -> list[int]:
+    """The visible CUDA GPUs, least used first: memory other processes hold, then
+    utilisation, read through NVML (no CUDA context is created on any GPU). In index
+    order when NVML is not installed (``pip install nvidia-ml-py``)."""
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    count = torch.cuda.device_count()
+    try:
+        load = {
+            index: (
+                torch.cuda.device_memory_used(index) // _MEMORY_BUCKET,
+                torch.cuda.utilization(index),
+            )
+            for index in range(count)
+        }
+    except Exception:  # no pynvml, or NVML refused: no ranking rather than no GPU
+        return list(range(count))
+    return sorted(range(count), key=lambda index: (load[index], index))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` and ``cuda`` pick the least used CUDA GPU (``auto``: the CPU without
+    one); ``cuda:N`` pins GPU N."""
+    import torch
+
+    if name == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ConfigError(
             f"device={name} but torch sees no CUDA GPU. Use device=cpu or device=auto."
         )
+    if name in ("auto", "cuda"):
+        return torch.device("cuda", gpus_by_load()[0])
     device = torch.device(name)
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:

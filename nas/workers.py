@@ -67,8 +67,11 @@ def worker_config(args: Sequence[str]) -> tuple[SearchConfig, str]:
 
 
 def worker_devices(config: SearchConfig) -> list[str]:
-    """One device per worker: GPUs in turn when there are GPUs, else the CPU."""
+    """One device per worker: GPUs in turn (least used first) when there are GPUs,
+    else the CPU."""
     import torch
+
+    from nas.device import gpus_by_load
 
     if config.device == "cpu" or not torch.cuda.is_available():
         if config.device not in ("cpu", "auto"):
@@ -76,8 +79,8 @@ def worker_devices(config: SearchConfig) -> list[str]:
         return ["cpu"] * config.workers
     if config.device.startswith("cuda:"):
         return [config.device] * config.workers  # the user pinned one GPU
-    count = torch.cuda.device_count()
-    return [f"cuda:{i % count}" for i in range(config.workers)]
+    order = gpus_by_load()
+    return [f"cuda:{order[i % len(order)]}" for i in range(config.workers)]
 
 
 def _threads_per_worker(workers: int) -> int:
