@@ -21,7 +21,7 @@ from nas import store
 from nas.config import SearchConfig, compose_recorded, study_name, to_container
 from nas.errors import ConfigError, StudyError
 from nas.progress import SilentReporter
-from nas.workers import STORAGE_ENV
+from nas.workers import STORAGE_ENV, sampler_stream
 
 EPOCH_KEY = "epoch"
 TRIAL_KEY = "nas_trial"
@@ -61,6 +61,8 @@ class _TuneReporter(SilentReporter):
 
 def _one_trial(params: dict[str, Any]) -> None:
     """Ray Tune function trainable: run one trial of the study in ``params``."""
+    from ray import tune
+
     from nas.search import run_search
 
     config = compose_recorded(params["config"], [])
@@ -73,6 +75,8 @@ def _one_trial(params: dict[str, Any]) -> None:
         requeue=False,
         new_trials=1,
         trains_supernet=False,
+        # Tune starts trials together: each must draw its own proposal.
+        sampler_stream=sampler_stream(tune.get_context().get_trial_id() or str(os.getpid())),
     )
 
 

@@ -89,7 +89,10 @@ def best_summary(study: optuna.Study) -> str:
 
 
 def _open_study(
-    config: SearchConfig, storage: optuna.storages.RDBStorage, space: SearchSpace[Any]
+    config: SearchConfig,
+    storage: optuna.storages.RDBStorage,
+    space: SearchSpace[Any],
+    sampler_stream: int = 0,
 ) -> optuna.Study:
     """Create the study, or resume it after checking it was made with the same settings."""
     import optuna
@@ -107,7 +110,7 @@ def _open_study(
         storage=storage,
         load_if_exists=True,
         directions=directions(config.objectives),
-        sampler=create_sampler(config, resumed_trials=n_trials, space=space),
+        sampler=create_sampler(config, resumed_trials=n_trials, space=space, stream=sampler_stream),
         pruner=create_pruner(config),
     )
     # Every search may raise the total; workers that join later read it from here.
@@ -213,7 +216,9 @@ class _OpenedSearch:
     url: str
 
 
-def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSearch:
+def _open_search(
+    config: SearchConfig, echo: Any, *, requeue: bool, sampler_stream: int = 0
+) -> _OpenedSearch:
     """Everything before the first trial: space, data, device, store and study."""
     import optuna
 
@@ -239,7 +244,7 @@ def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSe
     if config.artifacts is not None:
         # Recorded with the study as resolved, so that workers elsewhere find the same store.
         config.artifacts = artifacts.location
-    study = _open_study(config, storage, space)
+    study = _open_study(config, storage, space, sampler_stream)
     study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
 
     location = store.sqlite_path(url)
@@ -277,6 +282,7 @@ def run_search(
     requeue: bool = True,
     new_trials: int | None = None,
     trains_supernet: bool = True,
+    sampler_stream: int = 0,
 ) -> SearchOutcome:
     """Run (or resume) the study described by ``config`` until it holds ``config.trials``
     finished trials, the timeout passes, or the user presses Ctrl-C.
@@ -286,11 +292,12 @@ def run_search(
     whoever prepared the study. ``new_trials`` stops after asking for that many trials
     (a Ray Tune trial runs exactly one). A worker (``trains_supernet=False``) evaluates
     the study's published supernet, waiting for it if it is still training elsewhere.
+    Each of several workers gives its own ``sampler_stream`` (see ``create_sampler``).
     """
     import optuna
     import torch
 
-    opened = _open_search(config, echo, requeue=requeue)
+    opened = _open_search(config, echo, requeue=requeue, sampler_stream=sampler_stream)
     study, url = opened.study, opened.url
 
     reporter = reporter or create_reporter()

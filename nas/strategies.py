@@ -40,16 +40,22 @@ def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
 
 
 def create_sampler(
-    config: SearchConfig, *, resumed_trials: int, space: SearchSpace[Any]
+    config: SearchConfig, *, resumed_trials: int, space: SearchSpace[Any], stream: int = 0
 ) -> optuna.samplers.BaseSampler:
     """The sampler for ``config.strategy``.
 
     The sampler's seed also mixes in how many trials the study already holds: reseeding
-    with the bare seed on resume would replay the first run's random proposals.
+    with the bare seed on resume would replay the first run's random proposals. Workers
+    that start together see the same count, so each passes its own ``stream`` too, or
+    they would all propose the same architectures.
     """
     import optuna
 
-    seed = derive_seed(config.seed, resumed_trials)
+    seed = (
+        derive_seed(config.seed, resumed_trials, stream)
+        if stream
+        else derive_seed(config.seed, resumed_trials)
+    )
     multi = len(config.objectives) > 1
     constrained = any(v is not None for v in vars(config.constraints).values())
     constraints_func = constraint_values if constrained else None

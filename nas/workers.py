@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -152,5 +153,14 @@ def run_worker(args: Sequence[str]) -> SearchOutcome:
     # The study was prepared (interrupted trials queued, its supernet trained and
     # published) by whoever created it.
     return run_search(
-        config, reporter=LogReporter(name=label), requeue=False, trains_supernet=False
+        config,
+        reporter=LogReporter(name=label),
+        requeue=False,
+        trains_supernet=False,
+        sampler_stream=sampler_stream(label),
     )
+
+
+def sampler_stream(worker_name: str) -> int:
+    """A worker's own sampler stream (never 0, the single-process one)."""
+    return zlib.crc32(worker_name.encode()) or 1

@@ -186,3 +186,25 @@ def test_a_worker_elsewhere_evaluates_the_supernet_from_the_bucket(
     out = tmp_path / "net.py"
     assert main(["export", "study=bignas-digits", "trial=3", f"storage={url}", f"out={out}"]) == 0
     assert out.with_suffix(".safetensors").stat().st_size > 0
+
+
+@pytest.mark.timeout(300)
+def test_local_workers_evaluate_the_supernet_trained_once_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    code = main(["search", *TINY_BIGNAS, "trials=4", "workers=2", f"storage={url}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "4/4 trials finished" in out.out
+    assert out.out.count("supernet epoch 1/1") == 1  # trained by the parent alone
+
+    study = store.load_study(store.open_storage(url), "bignas-digits")
+    published = published_checkpoint(study)
+    assert published is not None and published[1] == 1
+    folder = tmp_path / "artifacts"
+    assert (folder / published[0]).is_file()
+    assert not (folder / "cache").exists()  # a folder store is read in place, not copied
+    # Workers that start together draw their own proposals, not the same ones.
+    archs = [t.user_attrs["arch_str"] for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(archs) == 4 and len(set(archs)) == 4, archs
