@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from evaluators import SupernetEpochReport
+    from evaluators.distributed import DataParallelContext
     from nas.data import DatasetSplits
     from nas.early_stopping import CurveStopper
     from search_spaces.base import SearchSpace, WeightSharingSpace
@@ -235,14 +236,20 @@ def train_or_resume_supernet(
     device: torch.device,
     checkpoint: Path,
     reporter: SearchReporter,
+    parallel: DataParallelContext | None = None,
 ) -> tuple[nn.Module, list[SupernetEpochReport]]:
     """The study's supernet: trained now, resumed from its checkpoint, or reused when done;
-    with its training reports for every epoch (those of earlier runs included)."""
+    with its training reports for every epoch (those of earlier runs included).
+
+    ``parallel``: train it together with the other data-parallel processes (torchrun);
+    only the main one reports progress."""
     from evaluators import SupernetSettings, train_supernet
 
     settings = SupernetSettings(**to_container(config.supernet))
     supernet = space.supernet(data.spec).to(device)
-    reporter.supernet_started(settings.epochs)
+    main = parallel is None or parallel.is_main
+    if main:
+        reporter.supernet_started(settings.epochs)
 
     def on_epoch(report: SupernetEpochReport) -> None:
         if report.resumed:  # replayed from the checkpoint: already shown in an earlier run
@@ -265,7 +272,9 @@ def train_or_resume_supernet(
         checkpoint=checkpoint,
         on_epoch=on_epoch,
         on_step=reporter.supernet_step,
+        parallel=parallel,
     )
-    reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))
+    if main:
+        reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))
     supernet.eval()
     return supernet, reports

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
+    from evaluators.distributed import DataParallelContext
     from nas.data import DatasetSplits
     from search_spaces.base import SearchSpace
 
@@ -155,6 +156,7 @@ def _create_runner(
     artifact_dir: Path,
     reporter: SearchReporter,
     study: optuna.Study,
+    parallel: DataParallelContext | None = None,
 ) -> TrialRunner:
     """The trial runner for ``config.evaluator``; for supernets, train (or resume) first."""
     from search_spaces.base import WeightSharingSpace
@@ -168,7 +170,9 @@ def _create_runner(
             "has no supernet. Use evaluator=standalone."
         )
     checkpoint = supernet_checkpoint_path(artifact_dir, study.study_name)
-    supernet, reports = train_or_resume_supernet(config, space, data, device, checkpoint, reporter)
+    supernet, reports = train_or_resume_supernet(
+        config, space, data, device, checkpoint, reporter, parallel
+    )
     # The supernet's training curve, for `nas show`.
     curve = [{k: float(v) for k, v in vars(r).items() if k != "resumed"} for r in reports]
     study.set_user_attr(store.ATTR_SUPERNET, curve)
@@ -226,10 +230,19 @@ def _open_search(config: SearchConfig, echo: Any, *, requeue: bool) -> _OpenedSe
     return _OpenedSearch(study, space, data, device, artifact_dir, url)
 
 
-def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
+def prepare_study(
+    config: SearchConfig, echo: Any = print, parallel: DataParallelContext | None = None
+) -> optuna.Study:
     """Create or resume the study and train its supernet if it has one, running no trial;
-    what a pool of workers needs done once before they start."""
-    opened = _open_search(config, echo, requeue=True)
+    what a pool of workers needs done once before they start. With ``parallel``
+    (torchrun), every process calls this: the main one opens the study first, then all
+    train the supernet together."""
+    main = parallel is None or parallel.is_main
+    if parallel is not None and not main:
+        parallel.barrier()  # wait for the main process to create the study
+    opened = _open_search(config, echo, requeue=main)
+    if parallel is not None and main:
+        parallel.barrier()
     reporter = create_reporter()
     try:
         _create_runner(
@@ -240,6 +253,7 @@ def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
             opened.artifact_dir,
             reporter,
             opened.study,
+            parallel,
         )
     finally:
         reporter.close()
