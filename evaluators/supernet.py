@@ -9,6 +9,9 @@ The learning rate warms up linearly, then decays exponentially to a constant flo
 Training resumes exactly from a checkpoint written after every epoch: the weights, the
 optimiser, the step counter and every random generator are restored, so an interrupted
 run ends with the same weights, bit for bit, as one that was never interrupted.
+
+Several processes (``torchrun``) can train one supernet data-parallel, each on its share
+of every batch, ending with one process's weights up to float rounding (``parallel=``).
 """
 
 from __future__ import annotations
@@ -288,13 +291,15 @@ def train_supernet(
     module, sync_batch_norm = supernet, getattr(supernet, "set_batch_norm_sync", None)
     if parallel.distributed:
         # Elastic depth leaves blocks that a small child skips without gradients, hence
-        # find_unused_parameters. Buffers stay put: synced BN keeps them equal already.
-        # Wrapping broadcasts rank 0's weights, so every rank starts from the same ones.
+        # find_unused_parameters (DDP's warning that the first, biggest child used them
+        # all is expected). Wrapping broadcasts rank 0's weights and buffers, so every
+        # rank starts from the same ones; no buffer broadcast before each forward
+        # (broadcast_buffers=False, renamed): synced BN keeps the statistics equal.
         module = DistributedDataParallel(
             supernet,
             device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=True,
-            broadcast_buffers=False,
+            forward_sync_buffers=False,
         )
         if callable(sync_batch_norm):
             sync_batch_norm(True)
