@@ -9,12 +9,15 @@ The learning rate warms up linearly, then decays exponentially to a constant flo
 Training resumes exactly from a checkpoint written after every epoch: the weights, the
 optimiser, the step counter and every random generator are restored, so an interrupted
 run ends with the same weights, bit for bit, as one that was never interrupted.
+
+Several processes (``torchrun``) can train one supernet data-parallel, each on its share
+of every batch, ending with one process's weights up to float rounding (``parallel=``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -23,11 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
 from evaluators._checks import check_number
 from evaluators._supernet_state import make_fingerprint, restore, snapshot
 from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
+from evaluators.distributed import DataParallelContext, all_reduce_
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
 from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.errors import NasError
@@ -174,6 +179,7 @@ def train_supernet(
     checkpoint: Path,
     on_epoch: Callable[[SupernetEpochReport], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    parallel: DataParallelContext | None = None,
 ) -> list[SupernetEpochReport]:
     """Train ``supernet`` with the sandwich rule and inplace distillation; resume if possible.
 
@@ -205,6 +211,23 @@ def train_supernet(
         checkpoint: File to resume from and to write after every epoch.
         on_epoch: Called after each epoch's checkpoint; may raise to stop training.
         on_step: Called after each step with (step in epoch from 1, steps per epoch).
+        parallel: This process's place among data-parallel processes (see below);
+            default: training alone.
+
+    Data parallel (``parallel.world_size`` W > 1, the default process group initialised,
+    e.g. by ``evaluators.distributed.init_from_torchrun``): W processes together compute
+    what one process computes with the same ``batch_size``, up to float rounding. Every
+    process draws the same shuffled global batches and loads its share (every W-th
+    example); BN normalises with statistics over the global batch (supernets with
+    ``set_batch_norm_sync``); each child's gradient is averaged by
+    ``DistributedDataParallel`` with the per-process loss scaled by W / global batch,
+    so the average is the global batch's mean gradient even for unequal shares; every
+    process samples the same children. Rank 0 alone validates, writes the checkpoint and
+    calls ``on_epoch`` and ``on_step``; the other ranks get its reports. Every rank
+    resumes from ``checkpoint``, so it must be on a file system they all see. Dropout
+    and drop-connect masks come from torch's generator seeded per rank and epoch (exact
+    on resume), so they differ from one process's: with both rates 0 the weights match
+    one process's.
 
     Returns:
         The reports of all epochs, including those read from the checkpoint.
@@ -216,18 +239,13 @@ def train_supernet(
         NasError: The training set is empty.
     """
     net = _contract(supernet)
+    parallel = parallel or DataParallelContext()
     checkpoint = Path(checkpoint)
     largest, smallest = space.largest(), space.smallest()
     data_order = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        data.train,
-        batch_size=settings.batch_size,
-        shuffle=True,
-        generator=data_order,
-        num_workers=0,
-        drop_last=False,
-    )
+    loader = _loader(data.train, settings.batch_size, data_order, parallel)
     steps_per_epoch = len(loader)
+    num_train = len(cast("Sized", data.train))
     if steps_per_epoch == 0:
         raise NasError("Cannot train a supernet on an empty training set; add examples.")
     supernet.to(device)
@@ -261,66 +279,182 @@ def train_supernet(
             SupernetEpochReport(**{**report, "epochs": settings.epochs, "resumed": True})
             for report in state.reports
         ]
+    _check_same_progress(parallel, len(reports), checkpoint)
+    if parallel.is_main:
         for report in reports:
             if on_epoch is not None:
                 on_epoch(report)
+    if len(reports) >= settings.epochs:
+        return reports
 
     params = [parameter for parameter in supernet.parameters() if parameter.requires_grad]
-    sandwich = _Sandwich(space, net, supernet, settings, params, largest, smallest, children)
-    for epoch in range(len(reports) + 1, settings.epochs + 1):
-        started = time.perf_counter()
-        supernet.train()
+    module, sync_batch_norm = supernet, getattr(supernet, "set_batch_norm_sync", None)
+    if parallel.distributed:
+        # Elastic depth leaves blocks that a small child skips without gradients, hence
+        # find_unused_parameters (DDP's warning that the first, biggest child used them
+        # all is expected). Wrapping broadcasts rank 0's weights and buffers, so every
+        # rank starts from the same ones; no buffer broadcast before each forward
+        # (broadcast_buffers=False, renamed): synced BN keeps the statistics equal.
+        module = DistributedDataParallel(
+            supernet,
+            device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+            forward_sync_buffers=False,
+        )
+        if callable(sync_batch_norm):
+            sync_batch_norm(True)
+    sandwich = _Sandwich(space, net, module, settings, params, largest, smallest, children)
+    epoch_loop = _EpochLoop(loader, optimizer, sandwich, params, settings, num_train, parallel)
+    try:
+        for epoch in range(len(reports) + 1, settings.epochs + 1):
+            started = time.perf_counter()
+            if parallel.distributed:
+                torch.manual_seed(_rank_seed(seed, parallel.rank, epoch))
+            module.train()
+            loss, lr = epoch_loop.run(epoch, device, on_step if parallel.is_main else None)
+            epoch_report: SupernetEpochReport | None = None
+            if parallel.is_main:
+                biggest, smallest_accuracy = (
+                    _validate(net, arch, data, settings, device) for arch in (largest, smallest)
+                )
+                epoch_report = SupernetEpochReport(
+                    epoch=epoch,
+                    epochs=settings.epochs,
+                    loss=loss,
+                    biggest_accuracy=biggest,
+                    smallest_accuracy=smallest_accuracy,
+                    lr=lr,
+                    seconds=time.perf_counter() - started,
+                )
+                save_checkpoint(
+                    checkpoint,
+                    snapshot(
+                        fingerprint=fingerprint,
+                        epoch=epoch,
+                        step=epoch * steps_per_epoch,
+                        supernet=supernet,
+                        optimizer=optimizer,
+                        data_order=data_order,
+                        children=children,
+                        device=device,
+                        reports=[_plain(r) for r in [*reports, epoch_report]],
+                    ),
+                )
+            # Also the barrier: no rank starts the next epoch before the checkpoint exists.
+            reports.append(parallel.broadcast_object(epoch_report))
+            if on_epoch is not None and parallel.is_main:
+                on_epoch(reports[-1])
+    finally:
+        if parallel.distributed and callable(sync_batch_norm):
+            sync_batch_norm(False)
+    return reports
+
+
+def _loader(
+    dataset: Dataset[Any], batch_size: int, order: torch.Generator, parallel: DataParallelContext
+) -> DataLoader[Any]:
+    """Shuffled batches from ``order``; this rank's share of each when data parallel."""
+    if not parallel.distributed:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=True,
+            generator=order,
+            num_workers=0,
+            drop_last=False,
+        )
+    # The loader built above, batch for batch: the same sampler chain and the same draws
+    # from `order` (the DataLoader also takes a base seed from it every epoch).
+    sampler = RandomSampler(cast("Sized", dataset), generator=order)
+    batches = BatchSampler(sampler, batch_size, drop_last=False)
+    shards = _ShardedBatches(batches, parallel.rank, parallel.world_size)
+    return DataLoader(dataset, batch_sampler=shards, generator=order, num_workers=0)
+
+
+class _ShardedBatches(Sampler[list[int]]):
+    """Each global batch's every ``world``-th index from ``rank``: shares differ by at most
+    one example, and ranks load only their own."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int) -> None:
+        self._batches, self._rank, self._world = batches, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._batches:
+            yield batch[self._rank :: self._world]
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+
+def _rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """Torch's seed for one rank's epoch: ranks draw different dropout masks, and a resumed
+    run draws what an uninterrupted one would (the checkpoint holds rank 0's state only)."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+
+
+def _check_same_progress(parallel: DataParallelContext, epochs: int, checkpoint: Path) -> None:
+    """Refuse (on every rank at once) ranks that read different checkpoints."""
+    seen = parallel.all_gather_object(epochs)
+    if len(set(seen)) > 1:
+        raise NasError(
+            f"Data-parallel ranks see different supernet checkpoints at {checkpoint} "
+            f"(epochs per rank: {seen}); all processes need the same file system."
+        )
+
+
+class _EpochLoop:
+    """One epoch of sandwich steps over the loader; the mean per-example loss."""
+
+    def __init__(
+        self,
+        loader: DataLoader[Any],
+        optimizer: torch.optim.Optimizer,
+        sandwich: _Sandwich,
+        params: list[nn.Parameter],
+        settings: SupernetSettings,
+        num_train: int,
+        parallel: DataParallelContext,
+    ) -> None:
+        self._loader, self._optimizer, self._sandwich = loader, optimizer, sandwich
+        self._params, self._settings = params, settings
+        self._num_train, self._parallel = num_train, parallel
+
+    def run(
+        self, epoch: int, device: torch.device, on_step: Callable[[int, int], None] | None
+    ) -> tuple[float, float]:
+        """Train one epoch; (mean per-example loss over the global batches, last lr)."""
+        settings, parallel, optimizer = self._settings, self._parallel, self._optimizer
+        steps_per_epoch, batch_size = len(self._loader), settings.batch_size
         step_losses = torch.zeros(steps_per_epoch, device=device)
-        examples = 0
+        examples = checked = 0
         lr = settings.lr
-        for step, (inputs, targets) in enumerate(loader, start=1):
+        for step, (inputs, targets) in enumerate(self._loader, start=1):
             lr = supernet_learning_rate(
                 settings, (epoch - 1) * steps_per_epoch + step - 1, steps_per_epoch
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
             inputs, targets = inputs.to(device), targets.to(device)
+            # Only the last step of an epoch may be smaller.
+            global_batch = min(batch_size, self._num_train - (step - 1) * batch_size)
+            scale = parallel.world_size / global_batch if parallel.distributed else None
             optimizer.zero_grad(set_to_none=True)
-            loss = sandwich.step(inputs, targets)
+            step_losses[step - 1] = self._sandwich.step(inputs, targets, scale)
             if settings.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                nn.utils.clip_grad_norm_(self._params, settings.grad_clip)
             optimizer.step()
-            step_losses[step - 1] = loss * targets.shape[0]
-            examples += targets.shape[0]
+            examples += global_batch
             if step % _CHECK_EVERY == 0 or step == steps_per_epoch:
+                if parallel.distributed:
+                    # Global sums on every rank, so that all ranks stop together.
+                    window = step_losses[checked:step].clone()
+                    all_reduce_([window])
+                    step_losses[checked:step] = window
+                    checked = step
                 _check_finite(step_losses[:step], epoch, settings)
             if on_step is not None:
                 on_step(step, steps_per_epoch)
-        biggest, smallest_accuracy = (
-            _validate(net, arch, data, settings, device) for arch in (largest, smallest)
-        )
-        report = SupernetEpochReport(
-            epoch=epoch,
-            epochs=settings.epochs,
-            loss=float(step_losses.sum()) / max(examples, 1),
-            biggest_accuracy=biggest,
-            smallest_accuracy=smallest_accuracy,
-            lr=lr,
-            seconds=time.perf_counter() - started,
-        )
-        reports.append(report)
-        save_checkpoint(
-            checkpoint,
-            snapshot(
-                fingerprint=fingerprint,
-                epoch=epoch,
-                step=epoch * steps_per_epoch,
-                supernet=supernet,
-                optimizer=optimizer,
-                data_order=data_order,
-                children=children,
-                device=device,
-                reports=[_plain(r) for r in reports],
-            ),
-        )
-        if on_epoch is not None:
-            on_epoch(report)
-    return reports
+        return float(step_losses.sum()) / max(examples, 1), lr
 
 
 class _Sandwich:
@@ -342,14 +476,28 @@ class _Sandwich:
         self._largest, self._smallest, self._rng = largest, smallest, rng
         self._criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
 
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Backpropagate every child's loss; return their detached sum."""
+    def step(
+        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float | None = None
+    ) -> torch.Tensor:
+        """Backpropagate every child's loss; return their detached sum times the batch size.
+
+        ``scale`` None: each loss is the batch mean. Otherwise (data parallel) each is the
+        sum over this rank's examples times ``scale`` (W / global batch), so that the
+        ranks' average gradient is the global batch's mean gradient; a sum is also
+        defined for an empty share.
+        """
         settings = self._settings
         self._net.set_active(self._largest)
         self._net.set_regularization(dropout=settings.dropout, drop_connect=settings.drop_connect)
         logits = self._module(inputs)  # (B, classes)
-        loss = self._criterion(logits, targets)
-        total = loss.detach()
+        if scale is None:
+            loss = self._criterion(logits, targets)
+            total = loss.detach()
+        else:
+            summed = F.cross_entropy(
+                logits, targets, label_smoothing=settings.label_smoothing, reduction="sum"
+            )
+            total, loss = summed.detach(), summed * scale
         if settings.weight_decay > 0:
             # Half the squared norm, so that the gradient is weight_decay * w as with SGD's
             # own weight_decay; through this loss only, so only the biggest child decays.
@@ -369,10 +517,18 @@ class _Sandwich:
             self._net.set_active(arch)
             child = F.log_softmax(self._module(inputs), dim=1)
             # KL(teacher || child): the soft cross-entropy minus the teacher's constant entropy.
-            distillation = F.kl_div(child, teacher, reduction="batchmean")
-            distillation.backward()
-            total = total + distillation.detach()
-        return total
+            if scale is None:
+                distillation = F.kl_div(child, teacher, reduction="batchmean")
+                distillation.backward()
+                total = total + distillation.detach()
+            else:
+                summed = F.kl_div(child, teacher, reduction="sum")
+                (summed * scale).backward()
+                total = total + summed.detach()
+        # Every child's backward through DistributedDataParallel averages the gradients
+        # (no no_sync): what earlier children accumulated is equal on every rank already,
+        # so averaging old + new gives old + the average of new.
+        return total * targets.shape[0] if scale is None else total
 
 
 def inherited_accuracy(

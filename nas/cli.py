@@ -69,13 +69,20 @@ def cmd_search(args: Sequence[str]) -> int:
     from nas.config import compose_search
     from nas.report import best_table
     from nas.search import run_search
+    from nas.torchrun import torchrun_world_size
 
     config = compose_search(args)
-    if config.backend == "ray" or config.workers > 1:
+    main_rank = True
+    if torchrun_world_size() > 1:  # torchrun: a data-parallel supernet, then K workers
+        from nas.torchrun import run_torchrun_search
+
+        outcome, main_rank = run_torchrun_search(config)
+    elif config.backend == "ray" or config.workers > 1:
         return _search_with_workers(config, args)
-    outcome = run_search(config)
+    else:
+        outcome = run_search(config)
     console = _console()
-    if outcome.study.get_trials(deepcopy=False):
+    if main_rank and outcome.study.get_trials(deepcopy=False):
         console.print(best_table(outcome.study))
     if outcome.interrupted:
         command = shlex.join(["nas", "search", *args])

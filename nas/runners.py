@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from evaluators import SupernetEpochReport
+    from evaluators.distributed import DataParallelContext
     from nas.artifacts import Artifacts
     from nas.data import DatasetSplits
     from nas.early_stopping import CurveStopper
@@ -231,6 +232,7 @@ def train_or_resume_supernet(
     device: torch.device,
     checkpoint: Path,
     reporter: SearchReporter,
+    parallel: DataParallelContext | None = None,
     *,
     on_trained_epoch: Callable[[int], None] | None = None,
     require_finished: bool = False,
@@ -238,9 +240,11 @@ def train_or_resume_supernet(
     """The study's supernet: trained now, resumed from its checkpoint, or reused when done;
     with its training reports for every epoch (those of earlier runs included).
 
-    ``on_trained_epoch(epoch)`` follows each checkpoint this call writes (to publish it).
-    ``require_finished`` (a worker's copy of a supernet trained elsewhere) refuses a
-    checkpoint that holds fewer epochs than the settings instead of training on.
+    ``parallel``: train it together with the other data-parallel processes (torchrun);
+    only the main one reports progress and calls ``on_trained_epoch(epoch)``, which
+    follows each checkpoint this call writes (to publish it). ``require_finished`` (a
+    worker's copy of a supernet trained elsewhere) refuses a checkpoint that holds fewer
+    epochs than the settings instead of training on.
     """
     from evaluators import SupernetSettings, train_supernet
     from nas.checkpoint import CheckpointError, entry, load_checkpoint
@@ -254,7 +258,9 @@ def train_or_resume_supernet(
                 "a worker only evaluates a finished supernet."
             )
     supernet = space.supernet(data.spec).to(device)
-    reporter.supernet_started(settings.epochs)
+    main = parallel is None or parallel.is_main
+    if main:
+        reporter.supernet_started(settings.epochs)
 
     def on_epoch(report: SupernetEpochReport) -> None:
         if report.resumed:  # replayed from the checkpoint: already shown in an earlier run
@@ -279,7 +285,9 @@ def train_or_resume_supernet(
         checkpoint=checkpoint,
         on_epoch=on_epoch,
         on_step=reporter.supernet_step,
+        parallel=parallel,
     )
-    reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))
+    if main:
+        reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))
     supernet.eval()
     return supernet, reports

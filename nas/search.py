@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
+    from evaluators.distributed import DataParallelContext
     from nas.data import DatasetSplits
     from search_spaces.base import SearchSpace
 
@@ -164,9 +165,11 @@ def _create_runner(
     echo: Any,
     *,
     trains_supernet: bool,
+    parallel: DataParallelContext | None = None,
 ) -> TrialRunner:
     """The trial runner for ``config.evaluator``. For supernets: a trainer trains (or
-    resumes) and publishes the supernet first; a worker waits for the published one."""
+    resumes) and publishes the supernet first (with ``parallel``, every torchrun process
+    trains and the main one publishes); a worker waits for the published one."""
     from search_spaces.base import WeightSharingSpace
 
     study, space, artifacts = opened.study, opened.space, opened.artifacts
@@ -179,9 +182,16 @@ def _create_runner(
             "has no supernet. Use evaluator=standalone."
         )
     if trains_supernet:
+        main = parallel is None or parallel.is_main
         checkpoint = supernet_checkpoint_path(artifacts.local_dir, study.study_name)
-        if fetch_for_resume(study, artifacts, checkpoint):
+        if main and fetch_for_resume(study, artifacts, checkpoint):
             echo(f"resuming the supernet from its published checkpoint ({artifacts.location})")
+        if parallel is not None and parallel.distributed:
+            parallel.barrier()  # every process resumes from the file the main one fetched
+
+        def publish(epoch: int) -> None:
+            publish_checkpoint(study, artifacts, checkpoint, epoch)
+
         supernet, reports = train_or_resume_supernet(
             config,
             space,
@@ -189,12 +199,13 @@ def _create_runner(
             opened.device,
             checkpoint,
             reporter,
-            on_trained_epoch=lambda epoch: publish_checkpoint(study, artifacts, checkpoint, epoch),
+            parallel,
+            on_trained_epoch=publish if main else None,
         )
         published = published_checkpoint(study)
-        if reports and (published is None or published[1] < len(reports)):
+        if main and reports and (published is None or published[1] < len(reports)):
             # Trained before artifact stores existed, or the last upload failed.
-            publish_checkpoint(study, artifacts, checkpoint, len(reports))
+            publish(len(reports))
     else:
         checkpoint = wait_for_supernet(study, artifacts, config.supernet.epochs, echo)
         supernet, reports = train_or_resume_supernet(
@@ -262,13 +273,22 @@ def _open_search(
     return _OpenedSearch(study, space, data, device, artifacts, url)
 
 
-def prepare_study(config: SearchConfig, echo: Any = print) -> optuna.Study:
+def prepare_study(
+    config: SearchConfig, echo: Any = print, parallel: DataParallelContext | None = None
+) -> optuna.Study:
     """Create or resume the study and train its supernet if it has one, running no trial;
-    what a pool of workers needs done once before they start."""
-    opened = _open_search(config, echo, requeue=True)
+    what a pool of workers needs done once before they start. With ``parallel``
+    (torchrun), every process calls this: the main one opens the study first, then all
+    train the supernet together."""
+    main = parallel is None or parallel.is_main
+    if parallel is not None and not main:
+        parallel.barrier()  # wait for the main process to create the study
+    opened = _open_search(config, echo, requeue=main)
+    if parallel is not None and main:
+        parallel.barrier()
     reporter = create_reporter()
     try:
-        _create_runner(config, opened, reporter, echo, trains_supernet=True)
+        _create_runner(config, opened, reporter, echo, trains_supernet=True, parallel=parallel)
     finally:
         reporter.close()
     return opened.study

@@ -114,7 +114,10 @@ class WeightSharingSpace(SearchSpace[ArchT]):
           the child ``arch``), ``set_regularization(dropout=..., drop_connect=...)`` and
           ``extract(arch)``: a static module (the same structure as ``build(arch, data)``)
           holding copies of the child's weights and BN buffers, whose outputs equal the
-          active supernet's.
+          active supernet's. Optionally ``set_batch_norm_sync(enabled)``: BN in training
+          mode then uses statistics over every data-parallel process (see
+          ``search_spaces.sync_batch_norm``); without it, data-parallel training
+          normalises each process's share of the batch on its own.
         * ``largest()`` / ``smallest()`` are the biggest and smallest children (the
           sandwich rule trains both every step).
     """

@@ -20,6 +20,7 @@ from torch import nn
 from search_spaces.bignas.arch import BigNASArch, extreme_arch, plan_blocks, validate_arch
 from search_spaces.bignas.model import BigNASNetwork, block_table, init_weights
 from search_spaces.bignas.presets import Preset
+from search_spaces.sync_batch_norm import global_batch_norm
 
 
 def sub_weight(weight: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -53,6 +54,8 @@ class DynamicConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(c_out)
         self.stride = stride
         self.depthwise = depthwise
+        # Set by BigNASSupernet.set_batch_norm_sync during data-parallel training.
+        self.sync_batch_norm = False
 
     def forward(self, x: torch.Tensor, c_out: int, kernel: int, act: bool) -> torch.Tensor:
         """Run the first ``c_out`` filters (all of them if depthwise) with a ``kernel`` crop."""
@@ -85,6 +88,8 @@ class DynamicConvBN(nn.Module):
         if c < bn.num_features:
             # Views: the in-place running-statistics update lands in the shared buffers.
             mean, var, weight, bias = mean[:c], var[:c], weight[:c], bias[:c]
+        if bn.training and self.sync_batch_norm:
+            return global_batch_norm(x, mean, var, weight, bias, factor, bn.eps)
         return F.batch_norm(x, mean, var, weight, bias, bn.training, factor, bn.eps)
 
 
@@ -244,6 +249,14 @@ class BigNASSupernet(nn.Module):
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}.")
         self._dropout = float(dropout)
         self._drop_connect = float(drop_connect)
+
+    def set_batch_norm_sync(self, enabled: bool) -> None:
+        """Normalise training batches with statistics over every data-parallel process
+        (torch.distributed's default group), so that W processes with a share of the batch
+        each compute what one process with the whole batch computes."""
+        for module in self.modules():
+            if isinstance(module, DynamicConvBN):
+                module.sync_batch_norm = enabled
 
     @property
     def regularization(self) -> dict[str, float]:
