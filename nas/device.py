@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError
@@ -36,7 +37,7 @@ def gpus_by_load() -> list[int]:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` and ``cuda`` pick the least used CUDA GPU (``auto``: the CPU without
-    one); ``cuda:N`` pins GPU N."""
+    one; under torchrun: the process's ``cuda:LOCAL_RANK``); ``cuda:N`` pins GPU N."""
     import torch
 
     if name == "auto" and not torch.cuda.is_available():
@@ -48,6 +49,9 @@ def resolve_device(name: str) -> torch.device:
             f"device={name} but torch sees no CUDA GPU. Use device=cpu or device=auto."
         )
     if name in ("auto", "cuda"):
+        local_rank = os.environ.get("LOCAL_RANK")
+        if local_rank is not None and os.environ.get("WORLD_SIZE", "1") != "1":
+            return torch.device("cuda", int(local_rank))  # torchrun: one GPU per process
         return torch.device("cuda", gpus_by_load()[0])
     device = torch.device(name)
     count = torch.cuda.device_count()

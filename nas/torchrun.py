@@ -12,7 +12,6 @@ with the finished supernet (read back from the checkpoint, not retrained).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError
@@ -56,9 +55,10 @@ def run_torchrun_search(config: SearchConfig) -> tuple[SearchOutcome, bool]:
     from nas.progress import LogReporter
     from nas.search import prepare_study, run_search
 
-    context, device = init_from_torchrun(config.device)
-    # Each process on its own GPU (cuda:LOCAL_RANK), for training and for its trials.
-    config = replace(config, device=str(device))
+    # Each process on its own GPU (cuda:LOCAL_RANK, which nas.device.resolve_device
+    # also picks under torchrun), for training and for its trials; the study records
+    # the setting as given (device=cuda), not one process's GPU.
+    context, _ = init_from_torchrun(config.device)
     try:
         prepare_study(config, echo=print if context.is_main else _quiet, parallel=context)
     except BaseException:

@@ -52,3 +52,12 @@ def test_a_gpu_index_beyond_the_count_is_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=r"only 4 GPU\(s\) exist: use cuda:0..cuda:3"):
         resolve_device("cuda:7")
+
+
+def test_under_torchrun_cuda_is_the_process_own_gpu(
+    four_gpus: dict[int, tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("cuda") == torch.device("cuda", 2)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
