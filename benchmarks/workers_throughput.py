@@ -82,8 +82,10 @@ def _nas_worker(url: str, name: str, total: int, start: Any) -> None:
             trial.set_user_attr("seed", self.trial_seed(trial))
             return [0.5]
 
-    def create_runner(config: Any, space: Any, data: Any, device: Any, *rest: Any) -> Any:
-        return TrivialRunner(config, space, data, device, *rest[:2])
+    def create_runner(config: Any, opened: Any, reporter: Any, *_: Any, **__: Any) -> Any:
+        return TrivialRunner(
+            config, opened.space, opened.data, opened.device, opened.artifacts, reporter
+        )
 
     nas.search._create_runner = create_runner  # the benchmark's stand-in for training
     config = compose_search(_nas_overrides(url, name, total))
