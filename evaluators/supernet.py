@@ -34,9 +34,10 @@ from evaluators._supernet_state import make_fingerprint, restore, snapshot
 from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
 from evaluators.distributed import DataParallelContext, all_reduce_
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
-from nas.checkpoint import load_checkpoint, save_checkpoint
+from nas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nas.errors import NasError
 from nas.random_trial import RandomTrial
+from nas.strategies import derive_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -180,6 +181,7 @@ def train_supernet(
     on_epoch: Callable[[SupernetEpochReport], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     parallel: DataParallelContext | None = None,
+    resume_only: bool = False,
 ) -> list[SupernetEpochReport]:
     """Train ``supernet`` with the sandwich rule and inplace distillation; resume if possible.
 
@@ -213,6 +215,8 @@ def train_supernet(
         on_step: Called after each step with (step in epoch from 1, steps per epoch).
         parallel: This process's place among data-parallel processes (see below);
             default: training alone.
+        resume_only: Only load a finished checkpoint (a worker's copy of a supernet
+            trained elsewhere); one holding fewer epochs is refused, never trained on.
 
     Data parallel (``parallel.world_size`` W > 1, the default process group initialised,
     e.g. by ``evaluators.distributed.init_from_torchrun``): W processes together compute
@@ -235,7 +239,8 @@ def train_supernet(
     Raises:
         TrainingDiverged: The training loss became NaN or infinite.
         CheckpointError: ``checkpoint`` is unreadable, holds more epochs than
-            ``settings.epochs``, or comes from other settings, seed, space or data.
+            ``settings.epochs`` (with ``resume_only``: fewer, or is missing), or comes
+            from other settings, seed, space or data.
         NasError: The training set is empty.
     """
     net = _contract(supernet)
@@ -280,6 +285,11 @@ def train_supernet(
             for report in state.reports
         ]
     _check_same_progress(parallel, len(reports), checkpoint)
+    if resume_only and len(reports) < settings.epochs:
+        raise CheckpointError(
+            f"Supernet checkpoint {checkpoint} holds {len(reports)} of {settings.epochs} "
+            "epochs; a worker only evaluates a finished supernet."
+        )
     if parallel.is_main:
         for report in reports:
             if on_epoch is not None:
@@ -309,7 +319,9 @@ def train_supernet(
         for epoch in range(len(reports) + 1, settings.epochs + 1):
             started = time.perf_counter()
             if parallel.distributed:
-                torch.manual_seed(_rank_seed(seed, parallel.rank, epoch))
+                # Per rank and epoch: ranks draw different dropout masks, and a resumed run
+                # draws what an uninterrupted one would (checkpoints hold rank 0's state).
+                torch.manual_seed(derive_seed(seed, parallel.rank, epoch))
             module.train()
             loss, lr = epoch_loop.run(epoch, device, on_step if parallel.is_main else None)
             epoch_report: SupernetEpochReport | None = None
@@ -384,12 +396,6 @@ class _ShardedBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches)
-
-
-def _rank_seed(seed: int, rank: int, epoch: int) -> int:
-    """Torch's seed for one rank's epoch: ranks draw different dropout masks, and a resumed
-    run draws what an uninterrupted one would (the checkpoint holds rank 0's state only)."""
-    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
 def _check_same_progress(parallel: DataParallelContext, epochs: int, checkpoint: Path) -> None:

@@ -101,11 +101,7 @@ class Artifacts:
             os.replace(temporary, path)
         except ArtifactNotFound:
             raise StudyError(self._missing(artifact_id, what)) from None
-        except OSError as error:
-            raise StudyError(
-                f"Cannot download {what} from artifacts={self.location}: {_reason(error)}"
-            ) from None
-        except Exception as error:  # botocore's errors are not OSErrors
+        except Exception as error:  # OS and botocore errors alike: one line, the cause
             raise StudyError(
                 f"Cannot download {what} from artifacts={self.location}: {_reason(error)}"
             ) from None
@@ -267,17 +263,18 @@ def wait_for_supernet(
     study: optuna.Study,
     artifacts: Artifacts,
     epochs: int,
+    cache_name: str,
     echo: Callable[[str], Any] = print,
     poll_s: float = WAIT_POLL_S,
 ) -> Path:
-    """The local file of the study's finished supernet, waiting while it trains elsewhere."""
+    """The local file of the study's finished supernet, waiting while it trains elsewhere;
+    a downloaded copy is named after ``cache_name``."""
     shown: int | None = None
     while True:
         published = published_checkpoint(study)
         epoch = published[1] if published else 0
         if published is not None and epoch >= epochs:
-            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name)
-            return artifacts.path_of(published[0], f"{safe}.ckpt")
+            return artifacts.path_of(published[0], cache_name)
         if epoch != shown:
             echo(
                 f"waiting for the supernet of study '{study.study_name}' ({epoch}/{epochs} "

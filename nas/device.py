@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError
+from nas.torchrun import torchrun_world_size
 
 if TYPE_CHECKING:
     import torch
@@ -49,9 +50,8 @@ def resolve_device(name: str) -> torch.device:
             f"device={name} but torch sees no CUDA GPU. Use device=cpu or device=auto."
         )
     if name in ("auto", "cuda"):
-        local_rank = os.environ.get("LOCAL_RANK")
-        if local_rank is not None and os.environ.get("WORLD_SIZE", "1") != "1":
-            return torch.device("cuda", int(local_rank))  # torchrun: one GPU per process
+        if torchrun_world_size() > 1:  # one GPU per process
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device("cuda", gpus_by_load()[0])
     device = torch.device(name)
     count = torch.cuda.device_count()

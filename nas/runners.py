@@ -247,16 +247,8 @@ def train_or_resume_supernet(
     epochs than the settings instead of training on.
     """
     from evaluators import SupernetSettings, train_supernet
-    from nas.checkpoint import CheckpointError, entry, load_checkpoint
 
     settings = SupernetSettings(**to_container(config.supernet))
-    if require_finished:
-        held = entry(load_checkpoint(checkpoint), "epoch", int, checkpoint, remedy="retrain it")
-        if held < settings.epochs:
-            raise CheckpointError(
-                f"Supernet checkpoint {checkpoint} holds {held} of {settings.epochs} epochs; "
-                "a worker only evaluates a finished supernet."
-            )
     supernet = space.supernet(data.spec).to(device)
     main = parallel is None or parallel.is_main
     if main:
@@ -286,6 +278,7 @@ def train_or_resume_supernet(
         on_epoch=on_epoch,
         on_step=reporter.supernet_step,
         parallel=parallel,
+        resume_only=require_finished,
     )
     if main:
         reporter.supernet_finished(reports[-1].biggest_accuracy if reports else float("nan"))

@@ -181,9 +181,9 @@ def _create_runner(
             f"evaluator=supernet needs a weight-sharing space (bignas); space={config.space} "
             "has no supernet. Use evaluator=standalone."
         )
+    checkpoint = supernet_checkpoint_path(artifacts.local_dir, study.study_name)
     if trains_supernet:
         main = parallel is None or parallel.is_main
-        checkpoint = supernet_checkpoint_path(artifacts.local_dir, study.study_name)
         if main and fetch_for_resume(study, artifacts, checkpoint):
             echo(f"resuming the supernet from its published checkpoint ({artifacts.location})")
         if parallel is not None and parallel.distributed:
@@ -202,12 +202,15 @@ def _create_runner(
             parallel,
             on_trained_epoch=publish if main else None,
         )
-        published = published_checkpoint(study)
-        if main and reports and (published is None or published[1] < len(reports)):
-            # Trained before artifact stores existed, or the last upload failed.
-            publish(len(reports))
+        if main and reports:
+            published = published_checkpoint(study)
+            if published is None or published[1] < len(reports):
+                # Trained before artifact stores existed, or the last upload failed.
+                publish(len(reports))
     else:
-        checkpoint = wait_for_supernet(study, artifacts, config.supernet.epochs, echo)
+        checkpoint = wait_for_supernet(
+            study, artifacts, config.supernet.epochs, checkpoint.name, echo
+        )
         supernet, reports = train_or_resume_supernet(
             config, space, opened.data, opened.device, checkpoint, reporter, require_finished=True
         )

@@ -20,7 +20,10 @@ import torch.distributed as dist
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks. Every rank's output is the same sum, so the gradient reaching
-    one rank's input is the sum of the gradients all ranks send back."""
+    one rank's input is the sum of the gradients all ranks send back.
+
+    Written here because torch.distributed.nn.functional.all_reduce is deprecated (and
+    its Gloo path aborted now and then in the global-BN test under torch 2.13)."""
 
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:

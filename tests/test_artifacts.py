@@ -135,7 +135,7 @@ def test_a_worker_waits_for_the_supernet_to_finish(tmp_path: Path) -> None:
 
     timer = threading.Timer(0.3, finish_later)
     timer.start()
-    path = wait_for_supernet(study, artifacts, 2, said.append, poll_s=0.05)
+    path = wait_for_supernet(study, artifacts, 2, "s.ckpt", said.append, poll_s=0.05)
     timer.join()
 
     assert path.read_bytes() == b"epoch 2"

@@ -471,6 +471,28 @@ def test_checkpoint_with_more_epochs_than_asked_is_refused(
         )
 
 
+def test_resume_only_refuses_an_unfinished_or_missing_checkpoint(
+    small: DatasetSplits, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "supernet.ckpt"
+    quick = {"device": CPU, "seed": 0, "checkpoint": checkpoint, "resume_only": True}
+    worker = _supernet()
+    with pytest.raises(CheckpointError, match="holds 0 of 2 epochs"):
+        train_supernet(SPACE, worker, small, QUICK, **quick)
+    train_supernet(
+        SPACE,
+        _supernet(),
+        small,
+        replace(QUICK, epochs=1),
+        device=CPU,
+        seed=0,
+        checkpoint=checkpoint,
+    )
+    with pytest.raises(CheckpointError, match="holds 1 of 2 epochs"):
+        train_supernet(SPACE, worker, small, QUICK, **quick)
+    assert worker.forwards == []  # refused, never trained on
+
+
 def test_checkpoint_whose_weights_do_not_fit_is_refused(
     small: DatasetSplits, tmp_path: Path
 ) -> None:
