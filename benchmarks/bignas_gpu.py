@@ -116,10 +116,11 @@ class GpuSampler:
 
 
 def _study_figures(url: str) -> dict[str, Any]:
+    from evaluators.weight_sharing import SUMMARY_ATTR
     from nas import store
 
     study = store.load_study(store.open_storage(url), "bignas-digits")
-    curve = study.user_attrs.get(store.ATTR_SUPERNET) or []
+    curve = study.user_attrs.get(SUMMARY_ATTR) or []
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     return {
         "supernet_s": sum(float(epoch["seconds"]) for epoch in curve),

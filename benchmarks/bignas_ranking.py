@@ -63,7 +63,7 @@ def _children(space: Any, count: int, seed: int) -> list[tuple[str, Any]]:
     """(role, arch): the smallest, the largest, then distinct random children."""
     import numpy as np
 
-    from nas.random_trial import RandomTrial
+    from nas.core.random_trial import RandomTrial
 
     chosen = [("smallest", space.smallest()), ("largest", space.largest())]
     seen = {repr(space.encode(arch)) for _, arch in chosen}
@@ -105,14 +105,16 @@ def _inherited(supernet: Any, arch: Any, data: Any, settings: Any, device: Any) 
     )
 
 
-def _alone(space: Any, arch: Any, data: Any, train: Any, device: Any, seed: int) -> float:
+def _alone(
+    space: Any, arch: Any, data: Any, train: Any, epochs: int, device: Any, seed: int
+) -> float:
     import torch
 
     from evaluators import train_standalone
 
     torch.manual_seed(seed)  # initial weights
     model = space.build(arch, data.spec)
-    return train_standalone(model, data, train, device=device, seed=seed)[-1]
+    return train_standalone(model, data, train, epochs=epochs, device=device, seed=seed)[-1]
 
 
 def _fmt(value: float) -> str:
@@ -170,7 +172,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     settings = SupernetSettings(**recipe)
     epochs_alone = args.epochs_alone if args.epochs_alone is not None else settings.epochs
     train = TrainSettings(
-        epochs=epochs_alone,
         batch_size=settings.batch_size,
         optimizer="sgd",
         lr=settings.lr,
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         inherited = _inherited(supernet, arch, data, settings, device)
         inherited_s += time.perf_counter() - started
         started = time.perf_counter()
-        alone = _alone(space, arch, data, train, device, args.seed)
+        alone = _alone(space, arch, data, train, epochs_alone, device, args.seed)
         rows.append(
             {
                 "child": role,

@@ -67,7 +67,7 @@ def _batch(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(spec, images, labels): digits for tiny, random ImageNet-sized images otherwise."""
     import torch
 
-    from search_spaces.base import DataSpec
+    from nas.core.dataspec import DataSpec
 
     if args.preset == "tiny":
         from nas.data import load_dataset
@@ -154,7 +154,7 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
     from torch import nn
 
     from evaluators.supernet import _Sandwich  # the trainer's own step
-    from nas.random_trial import RandomTrial
+    from nas.core.random_trial import RandomTrial
 
     space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
     images, labels, args = ctx["images"], ctx["labels"], ctx["args"]

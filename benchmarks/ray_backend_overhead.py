@@ -82,13 +82,12 @@ def _plain_trainable(params: dict[str, Any]) -> None:
     torch.manual_seed(0)
     model = space.build(arch, data.spec)
     # studies/nasnet.yaml's training settings, with the batch size of the nas side.
-    settings = TrainSettings(
-        epochs=epochs, batch_size=128, optimizer="adamw", lr=0.004, weight_decay=1e-4
-    )
+    settings = TrainSettings(batch_size=128, optimizer="adamw", lr=0.004, weight_decay=1e-4)
     train_standalone(
         model,
         data,
         settings,
+        epochs=epochs,
         device=torch.device("cpu"),
         seed=0,
         on_epoch=lambda report: tune.report({"accuracy": report.val_accuracy}),

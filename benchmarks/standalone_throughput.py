@@ -27,13 +27,14 @@ import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from _table import Column, print_table
 
-from nas.progress import SilentReporter
+from nas.progress import Best, SilentReporter
 
 VARIANTS = ("nas", "plain")
 
@@ -49,7 +50,7 @@ class _TimingReporter(SilentReporter):
     def start(self, *, study: str, done: int, total: int, best: str) -> None:
         self.loop_started = time.perf_counter()
 
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         self.finished.append(time.perf_counter())
 
     def close(self) -> None:
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if args.epochs is not None:
             overrides.append(f"epochs={args.epochs}")
         config = compose_search(overrides)
-        space = create_space(config.space, **config.model)
+        space = create_space(config.space, **asdict(config.model))
         data = load_dataset(config.dataset)
         _warm_up(config, space, data, device)
 

@@ -8,7 +8,7 @@ measured is the cost of sharing one SQL store:
   shared total (Optuna's own multi-process recipe);
 * ``nas``: K processes, each the ``nas worker`` loop (``nas.search.run_search``: budget
   counted from the store, surplus check, heartbeats, the trial's user attributes) with
-  the training replaced by the same trivial score.
+  ``evaluator=_trivial:TrivialEvaluator``, the same trivial score.
 
 Each process imports and connects first, then all start together; ``trials/s`` is the
 study's finished trials over the time from that start to the last process's exit.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _table import Column, print_table
+from _trivial import REFERENCE as TRIVIAL
 
 SPACE_OPTIONS = {"cells_per_stage": 1, "init_channels": 4}
 
@@ -73,25 +74,11 @@ def _nas_worker(url: str, name: str, total: int, start: Any) -> None:
     import nas.search
     from nas.config import compose_search
     from nas.progress import SilentReporter
-    from nas.runners import TrialRunner
 
-    class TrivialRunner(TrialRunner):
-        def run(self, trial: Any) -> list[float]:
-            arch = self.space.sample(trial)
-            trial.set_user_attr("arch", self.space.encode(arch))
-            trial.set_user_attr("seed", self.trial_seed(trial))
-            return [0.5]
-
-    def create_runner(config: Any, opened: Any, reporter: Any, *_: Any, **__: Any) -> Any:
-        return TrivialRunner(
-            config, opened.space, opened.data, opened.device, opened.artifacts, reporter
-        )
-
-    nas.search._create_runner = create_runner  # the benchmark's stand-in for training
     config = compose_search(_nas_overrides(url, name, total))
-    # Open the study (data, store) before the start, as Optuna's side loads its study.
+    # Open the study (store, space) before the start, as Optuna's side loads its study.
     opened = nas.search._open_search(config, lambda *_: None, requeue=False)
-    nas.search._open_search = lambda *_, **__: opened
+    nas.search._open_search = lambda *_, **__: opened  # type: ignore[assignment]
     start.wait()
     nas.search.run_search(config, reporter=SilentReporter(), echo=lambda *_: None, requeue=False)
 
@@ -105,6 +92,7 @@ def _nas_overrides(url: str, name: str, total: int) -> list[str]:
         "pruner=none",
         "keep_weights=false",
         "device=cpu",
+        f"evaluator={TRIVIAL}",  # the same trivial score, no training
         *(f"model.{k}={v}" for k, v in SPACE_OPTIONS.items()),
     ]
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.checkpoint import CheckpointError, check_fingerprint, entry
+from nas.core.checkpoint import CheckpointError, check_fingerprint, entry
 
 if TYPE_CHECKING:
     from evaluators.supernet import SupernetSettings

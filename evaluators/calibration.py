@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nas.errors import ConfigError, NasError
+from nas.core.errors import ConfigError, NasError
 
 # Every child of every study is calibrated on the same batches, so that accuracies stay
 # comparable; deliberately not the trial seed.

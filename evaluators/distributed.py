@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 # A rank that waits this long on the others (one died, or is stuck) fails instead of
 # hanging; long enough for the main rank's per-epoch validation on a large data set.

@@ -10,14 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from evaluators._checks import check_number
-from nas.errors import NasError, unknown_choice
+from evaluators.base import Evaluator, TrialSession
+from evaluators.costs import deployment_costs
+from evaluators.registry import register_evaluator
+from nas.core.errors import NasError
+from nas.core.validation import check_choice, check_number
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -36,8 +39,10 @@ class TrainingDiverged(NasError):
 class TrainSettings:
     """How to train a network from scratch.
 
+    The ``train.*`` settings group of ``evaluator=standalone``; the epochs are the study's
+    own ``epochs`` setting, which pruners read too.
+
     Attributes:
-        epochs: Passes over the training set.
         batch_size: Examples per step; the last step of an epoch may be smaller.
         optimizer: ``"sgd"`` (with Nesterov momentum) or ``"adamw"``.
         lr: Peak learning rate, annealed to zero by a per-step cosine schedule.
@@ -47,7 +52,6 @@ class TrainSettings:
         label_smoothing: Cross-entropy label smoothing, in [0, 1).
     """
 
-    epochs: int
     batch_size: int = 64
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -57,10 +61,8 @@ class TrainSettings:
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            check_number(name, getattr(self, name), integer=True, low=1)
-        if self.optimizer not in OPTIMIZERS:
-            raise unknown_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("batch_size", self.batch_size, integer=True, low=1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_number("lr", self.lr, low=0.0, low_open=True)
         check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_number("weight_decay", self.weight_decay, low=0.0)
@@ -96,6 +98,7 @@ def train_standalone(
     data: DatasetSplits,
     settings: TrainSettings,
     *,
+    epochs: int,
     device: torch.device,
     seed: int,
     on_epoch: Callable[[EpochReport], None] | None = None,
@@ -115,7 +118,8 @@ def train_standalone(
     Args:
         model: The network, moved to ``device`` in place.
         data: Training and validation sets.
-        settings: Optimiser, schedule and epochs.
+        settings: Optimiser and schedule.
+        epochs: Passes over the training set.
         device: Where to train.
         seed: Seed for data order and for torch's global generator.
         on_epoch: Called after each epoch's validation; may raise to stop training.
@@ -128,6 +132,7 @@ def train_standalone(
         TrainingDiverged: The training loss became NaN or infinite.
         NasError: The training set is empty.
     """
+    check_number("epochs", epochs, integer=True, low=1)
     torch.manual_seed(seed)
     loader = DataLoader(
         data.train,
@@ -143,15 +148,15 @@ def train_standalone(
     model.to(device)
     optimizer = _make_optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=settings.epochs * steps_per_epoch
+        optimizer, T_max=epochs * steps_per_epoch
     )
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     set_progress = getattr(model, "set_training_progress", None)
     curve: list[float] = []
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         if callable(set_progress):
-            set_progress((epoch - 1) / settings.epochs)
+            set_progress((epoch - 1) / epochs)
         model.train()
         # Per-step summed losses, kept on the device; see _CHECK_EVERY.
         step_losses = torch.zeros(steps_per_epoch, device=device)
@@ -177,7 +182,7 @@ def train_standalone(
             on_epoch(
                 EpochReport(
                     epoch=epoch,
-                    epochs=settings.epochs,
+                    epochs=epochs,
                     train_loss=float(step_losses.sum()) / max(examples, 1),
                     val_accuracy=accuracy,
                     seconds=time.perf_counter() - started,
@@ -251,3 +256,37 @@ def evaluate_accuracy(
     if total == 0:
         raise NasError("Cannot measure accuracy on an empty validation set; add examples.")
     return int(correct) / total
+
+
+@register_evaluator
+class StandaloneEvaluator(Evaluator[TrainSettings]):
+    """Train every architecture from scratch for the study's ``epochs`` (``train.*``)."""
+
+    name: ClassVar[str] = "standalone"
+    settings_group: ClassVar[str] = "train"
+    Settings: ClassVar[type[TrainSettings]] = TrainSettings
+
+    @classmethod
+    def identity(cls, settings: TrainSettings, *, epochs: int) -> dict[str, Any]:
+        # What changes results most; the rest (momentum, clipping...) may be tuned on resume.
+        train = {"batch_size": settings.batch_size, "optimizer": settings.optimizer}
+        return {"epochs": epochs, "train": {**train, "lr": settings.lr}}
+
+    def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
+        context = self.context
+        torch.manual_seed(trial.seed)  # the initial weights belong to the trial's seed
+        model = context.space.build(arch, context.data.spec)
+        costs = deployment_costs(context.space, model, context.data.spec, context.device)
+        trial.record_costs(costs)
+        curve = train_standalone(
+            model,
+            context.data,
+            self.settings,
+            epochs=context.epochs,
+            device=context.device,
+            seed=trial.seed,
+            on_epoch=lambda report: trial.report(report.epoch, report.epochs, report.val_accuracy),
+            on_step=trial.step,
+        )
+        trial.keep_weights(model)
+        return {"accuracy": curve[-1], **costs}

@@ -29,15 +29,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
-from evaluators._checks import check_number
 from evaluators._supernet_state import make_fingerprint, restore, snapshot
 from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
 from evaluators.distributed import DataParallelContext, all_reduce_
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
-from nas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nas.errors import NasError
-from nas.random_trial import RandomTrial
-from nas.strategies import derive_seed
+from nas.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nas.core.errors import NasError
+from nas.core.random_trial import RandomTrial
+from nas.core.seeds import derive_seed
+from nas.core.validation import check_number
 
 if TYPE_CHECKING:
     import optuna
@@ -56,6 +56,9 @@ _CHILD_STREAM = 1
 @dataclass(frozen=True, kw_only=True)
 class SupernetSettings:
     """How to train a weight-sharing supernet with the BigNAS recipe.
+
+    The ``supernet.*`` settings group of ``evaluator=supernet``; the defaults are the
+    paper's recipe, and a study preset (studies/bignas.yaml) tunes them to its data.
 
     Attributes:
         epochs: Passes over the training set. Not part of a checkpoint's identity: the
@@ -76,7 +79,7 @@ class SupernetSettings:
             before each validation.
     """
 
-    epochs: int
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9

@@ -17,9 +17,8 @@ finds no checkpoint of its own resumes from the published one.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas import store
-from nas.errors import ConfigError, StudyError
+from nas.core.errors import ConfigError, StudyError
+from nas.core.files import atomic_write
 
 if TYPE_CHECKING:
     import optuna
@@ -92,22 +92,19 @@ class Artifacts:
         from optuna.artifacts.exceptions import ArtifactNotFound
 
         artifact_id = checked_id(artifact_id, what)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+
+        def copy(temporary: Path) -> None:
+            with open(temporary, "wb") as sink, self.store.open_reader(artifact_id) as source:
+                shutil.copyfileobj(source, sink, 1 << 20)
+
         try:
-            with os.fdopen(handle, "wb") as sink, self.store.open_reader(artifact_id) as source:
-                while chunk := source.read(1 << 20):
-                    sink.write(chunk)
-            os.replace(temporary, path)
+            atomic_write(path, copy)
         except ArtifactNotFound:
             raise StudyError(self._missing(artifact_id, what)) from None
         except Exception as error:  # OS and botocore errors alike: one line, the cause
             raise StudyError(
                 f"Cannot download {what} from artifacts={self.location}: {_reason(error)}"
             ) from None
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
 
     def remove(self, artifact_id: str) -> None:
         """Delete an artifact no longer referenced; a failure only leaves a stale file."""
@@ -283,3 +280,39 @@ def wait_for_supernet(
             )
             shown = epoch
         time.sleep(poll_s)
+
+
+def checkpoint_path(artifact_dir: Path, study_name: str, kind: str = "supernet") -> Path:
+    """Where a study's ``kind`` checkpoint lives locally (one file per study and kind)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)
+    return artifact_dir / f"{kind}s" / f"{safe}.ckpt"
+
+
+@dataclass
+class StudyFiles:
+    """A study's shared files (``evaluators.base.SharedFiles``): checkpoints that one
+    process trains and publishes, and the workers of the study wait for and read."""
+
+    study: optuna.Study
+    artifacts: Artifacts
+    echo: Callable[[str], Any] = print
+
+    @property
+    def location(self) -> str:
+        return self.artifacts.location
+
+    def checkpoint_path(self, kind: str) -> Path:
+        return checkpoint_path(self.artifacts.local_dir, self.study.study_name, kind)
+
+    def fetch_for_resume(self, path: Path) -> bool:
+        return bool(fetch_for_resume(self.study, self.artifacts, path))
+
+    def publish(self, path: Path, epoch: int) -> None:
+        publish_checkpoint(self.study, self.artifacts, path, epoch)
+
+    def published_epochs(self) -> int | None:
+        published = published_checkpoint(self.study)
+        return None if published is None else published[1]
+
+    def wait_for_finished(self, path: Path, epochs: int) -> Path:
+        return wait_for_supernet(self.study, self.artifacts, epochs, path.name, self.echo)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.errors import ConfigError, NasError, close_match_hint
+from nas.core.errors import ConfigError, NasError, close_match_hint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +24,7 @@ usage: nas COMMAND [key=value ...]
 
 commands:
   spaces                          list the registered search spaces
-  search space=NAME [key=value]   run or resume a search (keys: studies/defaults.yaml);
+  search space=NAME [key=value]   run or resume a search (keys: nas/config.py SearchConfig);
                                   workers=K runs K local worker processes
   worker study=NAME [storage=URL] [device=cuda:0]
                                   join a study from any machine; runs trials until its
@@ -145,15 +145,16 @@ def cmd_studies(args: Sequence[str]) -> int:
 def cmd_show(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ShowConfig, compose
-    from nas.report import best_table, supernet_summary
+    from nas.report import best_table, outcome_summary, preparation_summary
 
     config = compose(ShowConfig, args)
     if config.top <= 0:
         raise ConfigError(f"'top' must be > 0, but got top={config.top}.")
     study = store.load_study(store.open_storage(config.storage), config.study)
-    summary = supernet_summary(study)
+    summary = preparation_summary(study)
     if summary is not None:
         print(summary)
+    print(outcome_summary(study))
     _console().print(best_table(study, config.top))
     return 0
 

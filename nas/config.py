@@ -1,9 +1,12 @@
 """Study configuration: YAML presets in ``studies/`` composed with ``key=value`` overrides.
 
-Composition order (later wins): the typed schema below -> ``studies/defaults.yaml`` ->
-``studies/<space>.yaml`` -> command-line overrides. OmegaConf parses and type-checks the
-overrides; this module turns its exceptions into one-line :class:`ConfigError` messages
-that name the key, the allowed values and a close match.
+Composition order (later wins): the typed schema (every default) ->
+``studies/<space>.yaml`` -> command-line overrides. The schema is :class:`SearchConfig`
+plus the settings groups of the chosen space (``model.*``) and evaluator (``train.*``,
+``supernet.*``, ...): each is its owner's ``Settings`` dataclass, the one place of its
+defaults (:func:`search_schema`). OmegaConf parses and type-checks the overrides; this
+module turns its exceptions into one-line :class:`ConfigError` messages that name the
+key, the allowed values and a close match.
 """
 
 from __future__ import annotations
@@ -18,48 +21,16 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from nas.errors import ConfigError, close_match_hint, unknown_choice
+from nas.core.errors import ConfigError, close_match_hint
+from nas.core.validation import check_choice, check_number, check_optional_number
+from nas.data import DATASETS
 
 STRATEGIES = ("tpe", "random", "nsga2", "coarse_to_fine")
 BACKENDS = ("local", "ray")
 RAY_SCHEDULERS = ("fifo", "asha")
 PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
-EVALUATORS = ("standalone", "supernet")
-DATASETS = ("digits", "cifar10", "folder")
-OPTIMIZERS = ("sgd", "adamw")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
-    label_smoothing: float = 0.0
-
-
-@dataclass
-class SupernetConfig:
-    """Single-stage weight-sharing training (BigNAS); see evaluators/supernet.py."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.05  # peak, after warm-up
-    momentum: float = 0.9
-    weight_decay: float = 3e-5  # biggest child only
-    warmup_epochs: int = 1
-    lr_decay: float = 0.97  # per epoch after warm-up
-    final_lr_fraction: float = 0.05  # constant ending: lr never below lr * this
-    random_children: int = 2  # sandwich: biggest + smallest + this many random children
-    label_smoothing: float = 0.1
-    grad_clip: float = 1.0
-    dropout: float = 0.1  # biggest child only
-    drop_connect: float = 0.1  # biggest child only
-    calibration_batches: int = 8  # BN recalibration of each child before it is scored
 
 
 @dataclass
@@ -84,39 +55,48 @@ class LCPFNPrunerConfig:
 
 @dataclass
 class SearchConfig:
-    """Everything ``nas search`` needs; see studies/defaults.yaml for what each key means."""
+    """Everything ``nas search`` needs: each key with its default and meaning.
 
-    space: str = "nasnet"
-    study: str | None = None
-    storage: str | None = None
+    ``studies/<space>.yaml`` overrides these for one space; ``key=value`` overrides both.
+    """
+
+    space: str = "nasnet"  # a registered space (`nas spaces`) or module:Class
+    study: str | None = None  # default: <space>-<dataset>
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
+    # Weights and checkpoints: a (shared) folder or s3://bucket/prefix; default:
+    # artifacts/ beside the SQLite file, else nas-runs/artifacts.
     artifacts: str | None = None
-    trials: int = 10
-    timeout: float | None = None
-    dataset: str = "digits"
-    data_dir: str | None = None
-    image_size: int | None = None
-    epochs: int = 3
-    seed: int = 0
-    device: str = "auto"
-    strategy: str = "tpe"
+    trials: int = 10  # finished trials (complete + pruned) the study should hold in total
+    timeout: float | None = None  # seconds; stop starting new trials after this long
+    dataset: str = "digits"  # digits (embedded, offline) | cifar10 | folder
+    data_dir: str | None = None  # folder holding cifar10 / image-folder data
+    image_size: int | None = None  # folder data sets only (default 32)
+    epochs: int = 3  # epochs each trial trains (evaluators that train per trial; pruners)
+    seed: int = 0  # base seed; per-trial seeds derive from it
+    device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
+    strategy: str = "tpe"  # tpe | random | nsga2 | coarse_to_fine (bignas)
+    # none | median | hyperband | successive_halving (single objective) | lcpfn (both)
     pruner: str = "median"
+    # accuracy first; add flops, params and/or latency (ms) for multi-objective
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
-    keep_weights: bool = True
+    keep_weights: bool = True  # store each finished trial's weights (safetensors) for export
     workers: int = 1  # local worker processes sharing the study (one per GPU when there are GPUs)
-    backend: str = "local"  # local (worker processes) | ray (Ray Tune trials)
-    ray_address: str | None = None  # an existing Ray cluster; default: start a local one
-    ray_scheduler: str = "fifo"  # fifo | asha (Ray's early stopping)
-    ray_trial_cpus: float = 1.0
+    backend: str = "local"  # local (worker processes) | ray (Ray Tune trials, `workers` at once)
+    ray_address: str | None = None  # backend=ray: an existing cluster; default: a local one
+    ray_scheduler: str = "fifo"  # backend=ray: fifo | asha (Ray's early stopping)
+    ray_trial_cpus: float = 1.0  # backend=ray: resources per trial
     ray_trial_gpus: float = 0.0
-    heartbeat_interval: int = 10  # seconds between a running trial's signs of life
-    grace_period: int = 60  # seconds of silence before a trial's worker counts as dead
+    heartbeat_interval: int = 10  # seconds between a running trial's heartbeats in the store
+    grace_period: int = 60  # seconds without a heartbeat before a trial is failed and retried
+    # standalone (train each architecture; train.*) | supernet (weight sharing; supernet.*)
+    # | a plug-in's name | module:Class
     evaluator: str = "standalone"
-    coarse_trials: int | None = None  # coarse_to_fine: skeleton trials before fine mutation
-    train: TrainConfig = field(default_factory=TrainConfig)
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    coarse_trials: int | None = None  # coarse_to_fine: skeleton trials (default trials/2)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     lcpfn: LCPFNPrunerConfig = field(default_factory=LCPFNPrunerConfig)
-    model: dict[str, Any] = field(default_factory=dict)
+    # The space's settings (model.*): search_schema types this with the space's Settings
+    # and adds the evaluator's settings group (e.g. train.*), each with its own defaults.
+    model: Any = field(default_factory=dict)
 
 
 @dataclass
@@ -210,27 +190,104 @@ def compose(
 
     Returns a typed config object (an OmegaConf-backed instance of ``schema``).
     """
-    base = OmegaConf.structured(schema)
     layers = [p for p in (_preset(name) for name in presets) if p is not None]
+    return _merge(schema, layers, parse_overrides(overrides))
+
+
+def _merge(schema: type[ConfigT], layers: Sequence[DictConfig], overrides: DictConfig) -> ConfigT:
+    """``overrides`` over ``layers`` over ``schema``, as a typed object.
+
+    The layers (presets, a stored config) may hold settings groups for evaluators other
+    than the chosen one: groups the schema lacks are left out of them. The user's own
+    overrides get no such leniency: an unknown key is an error.
+    """
+    base = OmegaConf.structured(schema)
+    layers = [_drop_foreign_groups(layer, base) for layer in layers]
     try:
-        merged = OmegaConf.merge(base, *layers, parse_overrides(overrides))
+        merged = OmegaConf.merge(base, *layers, overrides)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         raise _explain(error, base) from None
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigError as error:  # a settings group's own checks
+        raise _in_group(error, schema) from None
+
+
+def _drop_foreign_groups(layer: DictConfig, schema: DictConfig) -> DictConfig:
+    foreign = [
+        key for key, value in layer.items() if key not in schema and isinstance(value, DictConfig)
+    ]
+    if not foreign:
+        return layer
+    kept = OmegaConf.masked_copy(layer, [str(k) for k in layer if k not in foreign])
+    assert isinstance(kept, DictConfig)
+    return kept
+
+
+def _in_group(error: ConfigError, schema: type[Any]) -> ConfigError:
+    """``error`` with its key qualified by the settings group that owns it."""
+    for group in dataclasses.fields(schema):
+        factory = group.default_factory
+        if dataclasses.is_dataclass(factory) and error.key in {
+            f.name for f in dataclasses.fields(factory)
+        }:
+            return error.in_group(group.name)
+    return error
+
+
+def search_schema(space: str, evaluator: str) -> type[SearchConfig]:
+    """:class:`SearchConfig` with the settings groups of ``space`` and ``evaluator``."""
+    from evaluators import get_evaluator_class
+    from search_spaces import get_space_class
+
+    space_class, evaluator_class = get_space_class(space), get_evaluator_class(evaluator)
+    required = evaluator_class.space_type
+    if required is not None and not issubclass(space_class, required):
+        raise ConfigError(
+            f"evaluator={evaluator} needs a {required.kind} space; space={space} is not one. "
+            "Use evaluator=standalone."
+        )
+    groups: list[tuple[str, Any, Any]] = [
+        ("model", space_class.Settings, field(default_factory=space_class.Settings))
+    ]
+    group = evaluator_class.settings_group
+    if group is not None:
+        if group in {f.name for f in dataclasses.fields(SearchConfig)}:
+            raise ConfigError(
+                f"evaluator={evaluator} names its settings group '{group}', which is a key of "
+                "nas search itself; the evaluator must choose another settings_group."
+            )
+        settings = evaluator_class.Settings
+        groups.append((group, settings, field(default_factory=settings)))
+    return dataclasses.make_dataclass("SearchConfig", groups, bases=(SearchConfig,))
+
+
+def evaluator_settings(config: SearchConfig) -> Any:
+    """The settings group of ``config.evaluator`` (its ``Settings`` instance)."""
+    from evaluators import get_evaluator_class
+    from nas.core.settings import NoSettings
+
+    group = get_evaluator_class(config.evaluator).settings_group
+    return NoSettings() if group is None else getattr(config, group)
 
 
 def compose_search(overrides: Sequence[str]) -> SearchConfig:
-    """The full config of ``nas search``: defaults, the chosen space's preset, overrides."""
+    """The full config of ``nas search``: the schema's defaults, the chosen space's preset
+    (``studies/<space>.yaml``), then ``overrides``."""
     requested = parse_overrides(overrides)
-    defaults = _preset("defaults")
-    space = requested.get("space", defaults.get("space") if defaults is not None else "nasnet")
-    from search_spaces import list_spaces
-
-    if space not in list_spaces():
-        raise unknown_choice("search space", space, list_spaces())
-    config = compose(SearchConfig, overrides, presets=("defaults", str(space)))
+    space = str(_chosen("space", [requested]))
+    layers = [p for p in (_preset(space),) if p is not None]
+    evaluator = str(_chosen("evaluator", [*layers, requested]))
+    config = _merge(search_schema(space, evaluator), layers, requested)
     validate_search(config)
     return config
+
+
+def _chosen(key: str, layers: Sequence[DictConfig]) -> Any:
+    """The value of a top-level ``key`` after ``layers`` (the schema's default if unset)."""
+    value = getattr(SearchConfig(), key)
+    for layer in layers:
+        value = layer.get(key, value)
+    return value
 
 
 def compose_recorded(recorded: Mapping[str, Any], overrides: Sequence[str]) -> SearchConfig:
@@ -242,15 +299,16 @@ def compose_recorded(recorded: Mapping[str, Any], overrides: Sequence[str]) -> S
     """
     if _has_interpolation(recorded):
         raise ConfigError("The study's stored config contains '${...}'; it was tampered with.")
-    base = OmegaConf.structured(SearchConfig)
     try:
-        merged = OmegaConf.merge(base, OmegaConf.create(dict(recorded)), parse_overrides(overrides))
-    except OmegaConfBaseException as error:
-        raise ConfigError(
-            f"The study's stored config does not load: {_explain(error, base)}"
-        ) from None
-    config = OmegaConf.to_object(merged)
-    assert isinstance(config, SearchConfig)
+        stored = OmegaConf.create(dict(recorded))
+        requested = parse_overrides(overrides)
+        schema = search_schema(
+            str(_chosen("space", [stored, requested])),
+            str(_chosen("evaluator", [stored, requested])),
+        )
+        config = _merge(schema, [stored], requested)
+    except (OmegaConfBaseException, ConfigError) as error:
+        raise ConfigError(f"The study's stored config does not load: {error}") from None
     validate_search(config)
     return config
 
@@ -265,26 +323,11 @@ def _has_interpolation(node: Any) -> bool:
     return False
 
 
-def _check_choice(key: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        error = unknown_choice(key, value, allowed)
-        raise ConfigError(f"Bad value for '{key}': {error}")
-
-
-def _check_positive(key: str, value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or value <= 0:
-        raise ConfigError(f"'{key}' must be > 0, but got {key}={value}.")
-
-
 def validate_search(config: SearchConfig) -> None:
     """Range and choice checks the type system cannot express."""
-    _check_choice("dataset", config.dataset, DATASETS)
-    _check_choice("strategy", config.strategy, STRATEGIES)
-    _check_choice("pruner", config.pruner, PRUNERS)
-    _check_choice("evaluator", config.evaluator, EVALUATORS)
-    _check_choice("train.optimizer", config.train.optimizer, OPTIMIZERS)
+    check_choice("dataset", config.dataset, DATASETS)
+    check_choice("strategy", config.strategy, STRATEGIES)
+    check_choice("pruner", config.pruner, PRUNERS)
     if not _DEVICE_PATTERN.match(config.device):
         raise ConfigError(
             f"Bad value for 'device': '{config.device}'. Allowed: auto, cpu, cuda, cuda:N."
@@ -296,7 +339,7 @@ def validate_search(config: SearchConfig) -> None:
             "Example: objectives=[accuracy,flops]."
         )
     for objective in config.objectives:
-        _check_choice("objectives", objective, OBJECTIVES)
+        check_choice("objectives", objective, OBJECTIVES)
     if len(set(config.objectives)) != len(config.objectives):
         raise ConfigError(f"'objectives' lists a metric twice: {config.objectives}.")
     if config.strategy == "nsga2" and len(config.objectives) == 1:
@@ -310,33 +353,27 @@ def validate_search(config: SearchConfig) -> None:
             "use objectives=[accuracy], or strategy=nsga2 for a Pareto front."
         )
     for key, limit in vars(config.constraints).items():
-        _check_positive(f"constraints.{key}", limit, allow_none=True)
-    _check_positive("coarse_trials", config.coarse_trials, allow_none=True)
-    _check_positive("trials", config.trials)
-    _check_positive("workers", config.workers)
-    _check_choice("backend", config.backend, BACKENDS)
-    _check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)
-    _check_positive("ray_trial_cpus", config.ray_trial_cpus)
-    if config.ray_trial_gpus < 0:
-        raise ConfigError(f"'ray_trial_gpus' must be >= 0, but got {config.ray_trial_gpus}.")
-    _check_positive("heartbeat_interval", config.heartbeat_interval)
+        check_optional_number(f"constraints.{key}", limit, low=0.0, low_open=True)
+    check_optional_number("coarse_trials", config.coarse_trials, integer=True, low=1)
+    for key in ("trials", "workers", "epochs", "heartbeat_interval"):
+        check_number(key, getattr(config, key), integer=True, low=1)
+    check_choice("backend", config.backend, BACKENDS)
+    check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)
+    check_number("ray_trial_cpus", config.ray_trial_cpus, low=0.0, low_open=True)
+    check_number("ray_trial_gpus", config.ray_trial_gpus, low=0.0)
     if config.grace_period <= config.heartbeat_interval:
         raise ConfigError(
             f"'grace_period' ({config.grace_period}) must exceed 'heartbeat_interval' "
             f"({config.heartbeat_interval}), or live workers would count as dead."
         )
-    _check_positive("epochs", config.epochs)
-    _check_positive("timeout", config.timeout, allow_none=True)
-    _check_positive("image_size", config.image_size, allow_none=True)
+    check_optional_number("timeout", config.timeout, low=0.0, low_open=True)
+    check_optional_number("image_size", config.image_size, integer=True, low=1)
     lcpfn = config.lcpfn
-    if not 0 < lcpfn.threshold < 1:
-        raise ConfigError(f"'lcpfn.threshold' must be in (0, 1), but got {lcpfn.threshold}.")
-    _check_positive("lcpfn.min_epochs", lcpfn.min_epochs)
-    _check_positive("lcpfn.rank", lcpfn.rank)
-    if lcpfn.startup_trials < 0:
-        raise ConfigError(f"'lcpfn.startup_trials' must be >= 0, but got {lcpfn.startup_trials}.")
-    if config.seed < 0:
-        raise ConfigError(f"'seed' must be >= 0, but got seed={config.seed}.")
+    check_number("lcpfn.threshold", lcpfn.threshold, low=0, low_open=True, high=1, high_open=True)
+    check_number("lcpfn.min_epochs", lcpfn.min_epochs, integer=True, low=1)
+    check_number("lcpfn.rank", lcpfn.rank, integer=True, low=1)
+    check_number("lcpfn.startup_trials", lcpfn.startup_trials, integer=True, low=0)
+    check_number("seed", config.seed, integer=True, low=0)
     if config.study is not None and not config.study.strip():
         raise ConfigError("'study' must not be empty; leave it out to get <space>-<dataset>.")
 

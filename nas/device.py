@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 from nas.torchrun import torchrun_world_size
 
 if TYPE_CHECKING:

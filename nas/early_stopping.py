@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import optuna
 
-from evaluators._checks import check_number
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
+from nas.core.validation import check_number
 
 if TYPE_CHECKING:
     from evaluators.lcpfn import CurvePredictor

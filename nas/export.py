@@ -7,7 +7,6 @@ against the rebuilt network before they are written out.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.artifacts import Artifacts, checked_id, open_artifacts
-from nas.errors import StudyError
+from nas.core.errors import StudyError
+from nas.core.files import atomic_write
 
 if TYPE_CHECKING:
     import optuna
     import torch
 
-    from search_spaces.base import DataSpec, SearchSpace
+    from nas.core.dataspec import DataSpec
+    from search_spaces.base import SearchSpace
 
 
 @dataclass
@@ -53,19 +54,6 @@ def select_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
             f"Study '{study.study_name}' has no trial {which}; trials are 0..{len(trials) - 1}."
         )
     return by_number[int(which)]
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_trial_weights(
@@ -128,10 +116,10 @@ def export_trial(
     weights = load_trial_weights(trial, artifacts)
     exported = checked_state_dict(space, arch, spec, weights) if weights is not None else None
 
-    _atomic_write(out, lambda p: p.write_text(source, encoding="utf-8"))
+    atomic_write(out, lambda p: p.write_text(source, encoding="utf-8"))
     weights_path = None
     if exported is not None:
         weights_path = out.with_suffix(".safetensors")
         metadata = {"study": study.study_name, "trial": str(trial.number)}
-        _atomic_write(weights_path, lambda p: save_file(exported, str(p), metadata=metadata))
+        atomic_write(weights_path, lambda p: save_file(exported, str(p), metadata=metadata))
     return ExportResult(trial=trial.number, source=out, weights=weights_path)

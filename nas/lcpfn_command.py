@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import compose
-from nas.errors import ConfigError, unknown_choice
+from nas.core.errors import ConfigError, unknown_choice
 
 # The paper's network, and one small enough to train on a laptop CPU in minutes.
 SIZES = {

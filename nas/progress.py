@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from rich.console import Console
@@ -18,21 +19,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+# The best result so far, computed only by a reporter that shows it (it reads the study).
+Best = Callable[[], str]
+
 
 class SearchReporter(Protocol):
     """What the search loop tells whoever watches it."""
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None: ...
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None: ...
     def trial_started(self, number: int, arch: str, epochs: int) -> None: ...
     def step(self, number: int, step: int, steps: int) -> None: ...
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None: ...
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None: ...
-    def supernet_started(self, epochs: int) -> None: ...
-    def supernet_step(self, step: int, steps: int) -> None: ...
-    def supernet_epoch(
-        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
-    ) -> None: ...
-    def supernet_finished(self, biggest: float) -> None: ...
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None: ...
+    # A long preparation phase of the evaluator (evaluators.base.PhaseReporter).
+    def phase_started(self, name: str, total: int) -> None: ...
+    def phase_step(self, step: int, steps: int) -> None: ...
+    def phase_epoch(self, epoch: int, total: int, summary: str) -> None: ...
+    def phase_finished(self, summary: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -44,7 +47,7 @@ def _format_eta(seconds: float) -> str:
 class SilentReporter:
     """Reports nothing; for library use, tests and benchmarks."""
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
         pass
 
     def trial_started(self, number: int, arch: str, epochs: int) -> None:
@@ -56,32 +59,23 @@ class SilentReporter:
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
         pass
 
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         pass
 
-    def supernet_started(self, epochs: int) -> None:
+    def phase_started(self, name: str, total: int) -> None:
         pass
 
-    def supernet_step(self, step: int, steps: int) -> None:
+    def phase_step(self, step: int, steps: int) -> None:
         pass
 
-    def supernet_epoch(
-        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
-    ) -> None:
+    def phase_epoch(self, epoch: int, total: int, summary: str) -> None:
         pass
 
-    def supernet_finished(self, biggest: float) -> None:
+    def phase_finished(self, summary: str) -> None:
         pass
 
     def close(self) -> None:
         pass
-
-
-def _supernet_line(epoch: int, epochs: int, loss: float, biggest: float, smallest: float) -> str:
-    return (
-        f"supernet epoch {epoch}/{epochs}: loss {loss:.4f}, "
-        f"val accuracy biggest {biggest:.4f} smallest {smallest:.4f}"
-    )
 
 
 class LogReporter:
@@ -94,6 +88,7 @@ class LogReporter:
         self._started = time.monotonic()
         self._done_at_start = 0
         self._done = 0
+        self._phase = "preparation"
 
     def _print(self, message: str) -> None:
         print(f"[{self._tag} {time.strftime('%H:%M:%S')}] {message}", file=self._stream, flush=True)
@@ -105,10 +100,10 @@ class LogReporter:
         per_trial = (time.monotonic() - self._started) / finished_here
         return _format_eta(per_trial * max(self._total - self._done, 0))
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
         self._total, self._done, self._done_at_start = total, done, done
         self._started = time.monotonic()
-        self._print(f"study {study}: {done}/{total} trials finished, best {best}")
+        self._print(f"study {study}: {done}/{total} trials finished, best {best()}")
 
     def trial_started(self, number: int, arch: str, epochs: int) -> None:
         self._print(f"trial {number} started: {arch}")
@@ -119,27 +114,25 @@ class LogReporter:
     def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
         self._print(f"trial {number} epoch {epoch}/{epochs}: val accuracy {accuracy:.4f}")
 
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         self._done = done
         self._print(
-            f"trial {number} {outcome}; {done}/{self._total} done, best {best}, ETA {self._eta()}"
+            f"trial {number} {outcome}; {done}/{self._total} done, best {best()}, "
+            f"ETA {self._eta()}"
         )
 
-    def supernet_started(self, epochs: int) -> None:
-        self._print(f"supernet: {epochs} epochs of sandwich training (resumes from its checkpoint)")
+    def phase_started(self, name: str, total: int) -> None:
+        self._phase = name
+        self._print(f"{name}: {total} epochs (resumes from its checkpoint)")
 
-    def supernet_step(self, step: int, steps: int) -> None:
+    def phase_step(self, step: int, steps: int) -> None:
         pass
 
-    def supernet_epoch(
-        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
-    ) -> None:
-        self._print(_supernet_line(epoch, epochs, loss, biggest, smallest))
+    def phase_epoch(self, epoch: int, total: int, summary: str) -> None:
+        self._print(f"{self._phase} epoch {epoch}/{total}: {summary}")
 
-    def supernet_finished(self, biggest: float) -> None:
-        self._print(
-            f"supernet ready (biggest child val accuracy {biggest:.4f}); searching children"
-        )
+    def phase_finished(self, summary: str) -> None:
+        self._print(f"{self._phase} ready ({summary}); searching")
 
     def close(self) -> None:
         pass
@@ -162,15 +155,15 @@ class LiveReporter:
             transient=False,
         )
         self._trials: TaskID | None = None
-        self._supernet = TaskID(-1)
+        self._phase, self._phase_name = TaskID(-1), ""
         self._current: TaskID | None = None
         self._epochs_done = 0
         self._last_accuracy = ""
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
         self._progress.start()
         self._trials = self._progress.add_task(
-            f"[bold]{escape(study)}", total=total, completed=done, info=f"best {best}"
+            f"[bold]{escape(study)}", total=total, completed=done, info=f"best {best()}"
         )
 
     def trial_started(self, number: int, arch: str, epochs: int) -> None:
@@ -196,34 +189,31 @@ class LiveReporter:
                 self._current, completed=epoch, info=f"epoch {epoch}/{epochs}{self._last_accuracy}"
             )
 
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         self._console.print(f"trial {number} {escape(outcome)}")
         if self._trials is not None:
-            self._progress.update(self._trials, completed=done, info=f"best {best}")
+            self._progress.update(self._trials, completed=done, info=f"best {best()}")
 
-    def supernet_started(self, epochs: int) -> None:
+    def phase_started(self, name: str, total: int) -> None:
         self._progress.start()
-        self._epochs_done = 0
-        self._supernet = self._progress.add_task("supernet", total=epochs, info="")
+        self._epochs_done, self._phase_name = 0, name
+        self._phase = self._progress.add_task(escape(name), total=total, info="")
 
-    def supernet_step(self, step: int, steps: int) -> None:
+    def phase_step(self, step: int, steps: int) -> None:
         self._progress.update(
-            self._supernet,
+            self._phase,
             completed=self._epochs_done + step / steps,
             info=f"epoch {self._epochs_done + 1} step {step}/{steps}{self._last_accuracy}",
         )
 
-    def supernet_epoch(
-        self, epoch: int, epochs: int, loss: float, biggest: float, smallest: float
-    ) -> None:
-        self._epochs_done = epoch
-        self._last_accuracy = f"  loss {loss:.3f} biggest {biggest:.3f} smallest {smallest:.3f}"
-        self._progress.update(self._supernet, completed=epoch, info=self._last_accuracy.strip())
-        self._console.print(escape(_supernet_line(epoch, epochs, loss, biggest, smallest)))
+    def phase_epoch(self, epoch: int, total: int, summary: str) -> None:
+        self._epochs_done, self._last_accuracy = epoch, f"  {summary}"
+        self._progress.update(self._phase, completed=epoch, info=summary)
+        self._console.print(escape(f"{self._phase_name} epoch {epoch}/{total}: {summary}"))
 
-    def supernet_finished(self, biggest: float) -> None:
-        self._progress.remove_task(self._supernet)
-        self._console.print(f"supernet ready (biggest child val accuracy {biggest:.4f})")
+    def phase_finished(self, summary: str) -> None:
+        self._progress.remove_task(self._phase)
+        self._console.print(escape(f"{self._phase_name} ready ({summary})"))
         self._last_accuracy = ""
 
     def close(self) -> None:

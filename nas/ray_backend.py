@@ -19,8 +19,9 @@ from typing import Any
 
 from nas import store
 from nas.config import SearchConfig, compose_recorded, study_name, to_container
-from nas.errors import ConfigError, StudyError
-from nas.progress import SilentReporter
+from nas.coordination import budget
+from nas.core.errors import ConfigError, StudyError
+from nas.progress import Best, SilentReporter
 from nas.workers import STORAGE_ENV, sampler_stream
 
 EPOCH_KEY = "epoch"
@@ -51,7 +52,7 @@ class _TuneReporter(SilentReporter):
         except SystemExit:  # Tune's scheduler stopped this trial
             raise optuna.TrialPruned(f"stopped by Ray Tune after epoch {epoch}") from None
 
-    def trial_finished(self, number: int, outcome: str, *, done: int, best: str) -> None:
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         from ray import tune
 
         if self._final is not None:
@@ -138,7 +139,7 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
     interrupted = False
     try:
         while True:
-            now = store.budget(study)
+            now = budget(study)
             missing = config.trials - now.finished - now.running
             if now.finished >= config.trials or missing <= 0:
                 break
@@ -165,7 +166,7 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
             grid = tuner.fit()
             results = [grid[i] for i in range(len(grid))]
             _mark_stopped(study, results, config.epochs)
-            if store.budget(study).finished == now.finished:  # a round without progress
+            if budget(study).finished == now.finished:  # a round without progress
                 errors = [str(r.error).splitlines()[0] for r in results if r.error is not None]
                 raise StudyError(
                     f"no Ray trial finished; first error: {errors[0] if errors else 'none'}"
@@ -174,4 +175,4 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
         interrupted = True
     finally:
         ray.shutdown()
-    return store.budget(study).finished, interrupted
+    return budget(study).finished, interrupted

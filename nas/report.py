@@ -9,6 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from nas import store
+from nas.core.errors import ConfigError
+from nas.core.pareto import non_dominated
 from nas.store import violation
 
 if TYPE_CHECKING:
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
 # cost column -> the trial user attribute holding it
 COST_ATTRS = {"params": "params", "flops": "flops", "latency": "latency_ms"}
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
 def _fmt(value: Any) -> str:
@@ -36,6 +39,7 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
         "objectives",
         "complete",
         "pruned",
+        "rejected",
         "failed",
         "running",
         "best",
@@ -44,7 +48,9 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
     for summary in storage.get_all_studies():
         study_id = storage.get_study_id_from_name(summary.study_name)
         trials = storage.get_all_trials(study_id, deepcopy=False)
-        counts = Counter(t.state.name for t in trials)
+        counts = Counter(
+            "REJECTED" if "rejected" in t.user_attrs else t.state.name for t in trials
+        )
         identity = summary.user_attrs.get(store.ATTR_IDENTITY, {})
         objectives = identity.get("objectives") if isinstance(identity, dict) else None
         best = "-"
@@ -59,18 +65,13 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
             ",".join(map(str, objectives or [])),
             str(counts["COMPLETE"]),
             str(counts["PRUNED"]),
+            str(counts["REJECTED"]),
             str(counts["FAIL"]),
             str(counts["RUNNING"]),
             best,
         ]
         table.add_row(*map(Text, row))
     return table
-
-
-def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
-    """``a`` is at least as good as ``b`` everywhere and better somewhere."""
-    pairs = [(x * s, y * s) for x, y, s in zip(a, b, signs, strict=True)]
-    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
 
 
 def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenTrial]:
@@ -86,10 +87,8 @@ def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenT
     ]
     if len(study.directions) == 1:
         return sorted(complete, key=lambda t: t.values[0], reverse=True)[:top]
-    signs = [1.0 if d.name == "MAXIMIZE" else -1.0 for d in study.directions]
-    front = [
-        t for t in complete if not any(_dominates(o.values, t.values, signs) for o in complete)
-    ]
+    maximize = [d.name == "MAXIMIZE" for d in study.directions]
+    front = [complete[i] for i in non_dominated([t.values for t in complete], maximize)]
     # Samplers may propose a child again; list each architecture once (its first trial).
     unique: dict[str, optuna.trial.FrozenTrial] = {}
     for trial in sorted(front, key=lambda t: t.number):
@@ -125,18 +124,30 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
     return table
 
 
-def supernet_summary(study: optuna.Study) -> str | None:
-    """One line on the study's supernet training, or None for stand-alone studies."""
-    reports = study.user_attrs.get(store.ATTR_SUPERNET)
-    if not isinstance(reports, list) or not reports or not isinstance(reports[-1], dict):
-        return None
-    last = reports[-1]
+def preparation_summary(study: optuna.Study) -> str | None:
+    """One line on what the study's evaluator prepared (its supernet...), or None."""
+    from evaluators import get_evaluator_class
+
+    identity = study.user_attrs.get(store.ATTR_IDENTITY)
+    name = identity.get("evaluator") if isinstance(identity, dict) else None
     try:
-        epochs, biggest = int(last["epoch"]), float(last["biggest_accuracy"])
-        smallest = float(last["smallest_accuracy"])
-    except (KeyError, TypeError, ValueError):  # stored values are untrusted
+        evaluator = get_evaluator_class(name) if isinstance(name, str) else None
+    except ConfigError:  # a plug-in not installed here: the trials still show
         return None
-    return (
-        f"supernet: {epochs} epochs; validation accuracy of the biggest child "
-        f"{biggest:.4f}, smallest {smallest:.4f}"
+    if evaluator is None or evaluator.summary_attr is None:
+        return None
+    return evaluator.summarize(study.user_attrs.get(evaluator.summary_attr))
+
+
+def outcome_summary(study: optuna.Study, reasons: int = 3) -> str:
+    """Trial counts by outcome, with the most common reasons candidates were rejected."""
+    trials = study.get_trials(deepcopy=False)
+    rejected = Counter(
+        str(t.user_attrs["rejected"]) for t in trials if "rejected" in t.user_attrs
     )
+    counts = Counter(t.state.name for t in trials if "rejected" not in t.user_attrs)
+    parts = [f"{counts[state]} {state.lower()}" for state in STATES if counts[state]]
+    if rejected:
+        common = "; ".join(f"{n}x {reason}" for reason, n in rejected.most_common(reasons))
+        parts.append(f"{sum(rejected.values())} rejected ({common})")
+    return "trials: " + (", ".join(parts) or "none")

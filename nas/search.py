@@ -1,42 +1,31 @@
-"""The search loop: ask the store for a trial, sample, train, tell; resumable at any point.
+"""The search: open the study, prepare the evaluator, then run trials until the budget holds.
 
-One trial's flow: ``study.ask()`` -> ``space.sample(trial)`` -> build and train from
-scratch (reporting every epoch so a pruner may stop it) -> ``study.tell`` with the
-objectives. Everything a later run needs lives in the study store.
+One trial's flow: the coordinator asks the store for a trial within the shared budget
+(``nas.coordination``) -> ``space.sample(trial)`` -> the evaluator scores it, reporting
+every epoch so a pruner may stop it -> the study is told the outcome (``nas.trial``).
+Everything a later run needs lives in the study store, so a search resumes anywhere.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from nas import store
-from nas.artifacts import (
-    Artifacts,
-    fetch_for_resume,
-    open_artifacts,
-    publish_checkpoint,
-    published_checkpoint,
-    wait_for_supernet,
-)
-from nas.config import SearchConfig, study_name, to_container
-from nas.errors import ConfigError, NasError, StudyError
+from nas.artifacts import Artifacts, StudyFiles, open_artifacts
+from nas.config import SearchConfig, evaluator_settings, study_name, to_container
+from nas.coordination import TrialCoordinator, budget
+from nas.core.errors import ConfigError, StudyError
 from nas.progress import SearchReporter, create_reporter
-from nas.runners import (
-    StandaloneRunner,
-    SupernetRunner,
-    TrialRunner,
-    supernet_checkpoint_path,
-    train_or_resume_supernet,
-)
 from nas.strategies import create_pruner, create_sampler, directions
+from nas.trial import TrialRules, run_trial
 
 if TYPE_CHECKING:
     import optuna
     import torch
 
+    from evaluators.base import Evaluator
     from evaluators.distributed import DataParallelContext
     from nas.data import DatasetSplits
     from search_spaces.base import SearchSpace
@@ -52,41 +41,33 @@ class SearchOutcome:
     storage_url: str
 
 
-class _BudgetWaiter:
-    """Waits while other workers run the last trials of the budget.
-
-    A dead worker's trial is failed after the store's grace period and queued again,
-    so waiting a little longer than that lets this worker pick the retry up. A study
-    whose running trials show no change for ``patience`` seconds (trials left RUNNING
-    by a version without heartbeats) is left alone instead of waited on forever.
-    """
-
-    POLL_S = 1.0
-
-    def __init__(self, grace_period: float, heartbeat_interval: float) -> None:
-        self.patience = grace_period + 3 * heartbeat_interval
-        self._last: store.Budget | None = None
-        self._since = time.monotonic()
-
-    def wait(self, now: store.Budget) -> bool:
-        """Sleep one poll; False once nothing has changed for ``patience`` seconds."""
-        if now != self._last:
-            self._last, self._since = now, time.monotonic()
-        if time.monotonic() - self._since > self.patience:
-            return False
-        time.sleep(self.POLL_S)
-        return True
-
-
 def best_summary(study: optuna.Study) -> str:
     """A short 'best so far' text for progress displays."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not complete:
+    from nas.report import best_trials
+
+    best = best_trials(study, top=1)  # the whole front when there are several objectives
+    if not best:
         return "-"
     if len(study.directions) == 1:
-        best = study.best_trial
-        return f"{best.value:.4f} (trial {best.number})"
-    return f"{len(study.best_trials)} Pareto-optimal"
+        return f"{best[0].values[0]:.4f} (trial {best[0].number})"
+    return f"{len(best)} Pareto-optimal"
+
+
+def study_identity(config: SearchConfig) -> dict[str, Any]:
+    """Settings that define what a study's results mean; resuming must not change them."""
+    from evaluators import get_evaluator_class
+
+    identity: dict[str, Any] = {
+        "space": config.space,
+        "dataset": config.dataset,
+        "objectives": list(config.objectives),
+        "model": asdict(config.model),
+        "evaluator": config.evaluator,
+        "constraints": to_container(config.constraints),
+    }
+    evaluator_class = get_evaluator_class(config.evaluator)
+    identity.update(evaluator_class.identity(evaluator_settings(config), epochs=config.epochs))
+    return identity
 
 
 def _open_study(
@@ -99,7 +80,7 @@ def _open_study(
     import optuna
 
     name = study_name(config)
-    identity = store.study_identity(config, config.model)
+    identity = study_identity(config)
     existing = name in store.study_names(storage)
     n_trials = 0
     if existing:
@@ -145,99 +126,27 @@ def _requeue_interrupted(study: optuna.Study) -> int:
     return count
 
 
-def _check_training_settings(config: SearchConfig) -> None:
-    from evaluators import SupernetSettings, TrainSettings
-
-    try:
-        if config.evaluator == "supernet":
-            SupernetSettings(**to_container(config.supernet))
-        else:
-            TrainSettings(epochs=config.epochs, **to_container(config.train))
-    except ConfigError as error:
-        group = "supernet" if config.evaluator == "supernet" else "train"
-        raise ConfigError(f"Bad {group}.* setting: {error}") from None
-
-
-def _create_runner(
-    config: SearchConfig,
-    opened: _OpenedSearch,
-    reporter: SearchReporter,
-    echo: Any,
-    *,
-    trains_supernet: bool,
-    parallel: DataParallelContext | None = None,
-) -> TrialRunner:
-    """The trial runner for ``config.evaluator``. For supernets: a trainer trains (or
-    resumes) and publishes the supernet first (with ``parallel``, every torchrun process
-    trains and the main one publishes); a worker waits for the published one."""
-    from search_spaces.base import WeightSharingSpace
-
-    study, space, artifacts = opened.study, opened.space, opened.artifacts
-    context = (config, space, opened.data, opened.device, artifacts, reporter)
-    if config.evaluator == "standalone":
-        return StandaloneRunner(*context)
-    if not isinstance(space, WeightSharingSpace):
-        raise ConfigError(
-            f"evaluator=supernet needs a weight-sharing space (bignas); space={config.space} "
-            "has no supernet. Use evaluator=standalone."
-        )
-    checkpoint = supernet_checkpoint_path(artifacts.local_dir, study.study_name)
-    if trains_supernet:
-        main = parallel is None or parallel.is_main
-        if main and fetch_for_resume(study, artifacts, checkpoint):
-            echo(f"resuming the supernet from its published checkpoint ({artifacts.location})")
-        if parallel is not None and parallel.distributed:
-            parallel.barrier()  # every process resumes from the file the main one fetched
-
-        def publish(epoch: int) -> None:
-            publish_checkpoint(study, artifacts, checkpoint, epoch)
-
-        supernet, reports = train_or_resume_supernet(
-            config,
-            space,
-            opened.data,
-            opened.device,
-            checkpoint,
-            reporter,
-            parallel,
-            on_trained_epoch=publish if main else None,
-        )
-        if main and reports:
-            published = published_checkpoint(study)
-            if published is None or published[1] < len(reports):
-                # Trained before artifact stores existed, or the last upload failed.
-                publish(len(reports))
-    else:
-        checkpoint = wait_for_supernet(
-            study, artifacts, config.supernet.epochs, checkpoint.name, echo
-        )
-        supernet, reports = train_or_resume_supernet(
-            config, space, opened.data, opened.device, checkpoint, reporter, require_finished=True
-        )
-    # The supernet's training curve, for `nas show`.
-    curve = [{k: float(v) for k, v in vars(r).items() if k != "resumed"} for r in reports]
-    study.set_user_attr(store.ATTR_SUPERNET, curve)
-    return SupernetRunner(*context, supernet=supernet)
-
-
 @dataclass
 class _OpenedSearch:
     study: optuna.Study
     space: SearchSpace[Any]
-    data: DatasetSplits
-    device: torch.device
     artifacts: Artifacts
     url: str
+    data: DatasetSplits | None  # None: the evaluator uses no data
+    device: torch.device | None  # resolved with the data; else on the evaluator's first use
 
 
 def _open_search(
     config: SearchConfig, echo: Any, *, requeue: bool, sampler_stream: int = 0
 ) -> _OpenedSearch:
-    """Everything before the first trial: space, data, device, store and study."""
+    """Everything before the first trial but the evaluator: space, data, store and study.
+
+    The device and data load (and their errors show) before the store is touched, unless
+    the evaluator uses no data (a lookup table).
+    """
     import optuna
 
-    from nas.data import load_dataset
-    from nas.device import resolve_device
+    from evaluators import get_evaluator_class
     from search_spaces import create_space
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -246,10 +155,14 @@ def _open_search(
     # A retried trial inherits its dead run's reports; the same seed reports the same values.
     warnings.filterwarnings("ignore", message="The reported value is ignored because")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = create_space(config.space, **config.model)
-    _check_training_settings(config)  # bad values fail before the store is touched
-    device = resolve_device(config.device)
-    data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
+    space = create_space(config.space, **asdict(config.model))
+    data, device = None, None
+    if get_evaluator_class(config.evaluator).needs_data:
+        from nas.data import load_dataset
+        from nas.device import resolve_device
+
+        device = resolve_device(config.device)
+        data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     url = config.storage or store.default_storage_url()
     storage = store.open_storage(
         url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period
@@ -259,7 +172,8 @@ def _open_search(
         # Recorded with the study as resolved, so that workers elsewhere find the same store.
         config.artifacts = artifacts.location
     study = _open_study(config, storage, space, sampler_stream)
-    study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
+    if data is not None:
+        study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
 
     location = store.sqlite_path(url)
     echo(
@@ -273,16 +187,61 @@ def _open_search(
             f"note: pruner={config.pruner} is not applied: Optuna pruners need a single "
             "objective; pruner=lcpfn works with several."
         )
-    return _OpenedSearch(study, space, data, device, artifacts, url)
+    return _OpenedSearch(study, space, artifacts, url, data, device)
+
+
+def _prepare_evaluator(
+    config: SearchConfig,
+    opened: _OpenedSearch,
+    reporter: SearchReporter,
+    echo: Any,
+    *,
+    trains: bool,
+    parallel: DataParallelContext | None = None,
+) -> Evaluator[Any]:
+    """The study's evaluator, prepared: what it does once (a supernet trained, or waited
+    for by a worker) is done before this returns. Data and device load on first use."""
+    from evaluators import EvaluationContext, get_evaluator_class
+
+    study = opened.study
+
+    def load_data() -> DatasetSplits:
+        if opened.data is None:
+            raise ConfigError(
+                f"evaluator={config.evaluator} declares needs_data=False but asked for data."
+            )
+        return opened.data
+
+    def resolve() -> torch.device:
+        from nas.device import resolve_device
+
+        return opened.device or resolve_device(config.device)
+
+    context = EvaluationContext(
+        space=opened.space,
+        seed=config.seed,
+        epochs=config.epochs,
+        reporter=reporter,
+        files=StudyFiles(study, opened.artifacts, echo),
+        load_data=load_data,
+        resolve_device=resolve,
+        set_study_attr=study.set_user_attr,
+        echo=echo,
+        trains=trains,
+        parallel=parallel,
+    )
+    evaluator = get_evaluator_class(config.evaluator)(evaluator_settings(config), context)
+    evaluator.prepare()
+    return evaluator
 
 
 def prepare_study(
     config: SearchConfig, echo: Any = print, parallel: DataParallelContext | None = None
 ) -> optuna.Study:
-    """Create or resume the study and train its supernet if it has one, running no trial;
-    what a pool of workers needs done once before they start. With ``parallel``
-    (torchrun), every process calls this: the main one opens the study first, then all
-    train the supernet together."""
+    """Create or resume the study and prepare its evaluator (train its supernet, if it has
+    one), running no trial; what a pool of workers needs done once before they start.
+    With ``parallel`` (torchrun), every process calls this: the main one opens the study
+    first, then all prepare together."""
     main = parallel is None or parallel.is_main
     if parallel is not None and not main:
         parallel.barrier()  # wait for the main process to create the study
@@ -291,7 +250,7 @@ def prepare_study(
         parallel.barrier()
     reporter = create_reporter()
     try:
-        _create_runner(config, opened, reporter, echo, trains_supernet=True, parallel=parallel)
+        _prepare_evaluator(config, opened, reporter, echo, trains=True, parallel=parallel)
     finally:
         reporter.close()
     return opened.study
@@ -312,97 +271,82 @@ def run_search(
 
     Several processes may run this on one study at once (``nas worker``); ``requeue``
     (queue the trials Ctrl-C interrupted in an earlier run) is then done once, by
-    whoever prepared the study. ``new_trials`` stops after asking for that many trials
-    (a Ray Tune trial runs exactly one). A worker (``trains_supernet=False``) evaluates
-    the study's published supernet, waiting for it if it is still training elsewhere.
-    Each of several workers gives its own ``sampler_stream`` (see ``create_sampler``).
+    whoever prepared the study. ``new_trials`` stops after that many trials (a Ray Tune
+    trial runs exactly one). A worker (``trains_supernet=False``) uses what the study's
+    trainer prepared (its published supernet), waiting for it if it is still training
+    elsewhere. Each of several workers gives its own ``sampler_stream`` (see
+    ``create_sampler``).
     """
-    import optuna
-    import torch
-
     opened = _open_search(config, echo, requeue=requeue, sampler_stream=sampler_stream)
     study, url = opened.study, opened.url
-
     reporter = reporter or create_reporter()
-    finished = len(store.finished_trials(study))
-    started = time.monotonic()
-    failures_in_row = 0
     interrupted = False
-    waiter = _BudgetWaiter(config.grace_period, config.heartbeat_interval)
     try:
-        runner = _create_runner(config, opened, reporter, echo, trains_supernet=trains_supernet)
-        reporter.start(
-            study=study.study_name, done=finished, total=config.trials, best=best_summary(study)
+        evaluator = _prepare_evaluator(config, opened, reporter, echo, trains=trains_supernet)
+        coordinator = TrialCoordinator(
+            study,
+            url,
+            trials=config.trials,
+            timeout=config.timeout,
+            heartbeat_interval=config.heartbeat_interval,
+            grace_period=config.grace_period,
+            echo=echo,
         )
-        asked = 0
-        next_stale_check = 0.0
-        while new_trials is None or asked < new_trials:
-            if config.timeout is not None and time.monotonic() - started > config.timeout:
-                echo(f"timeout of {config.timeout:g}s reached; {finished}/{config.trials} finished")
-                break
-            # Dead workers' trials -> queued again; a trial goes stale only after the
-            # grace period, so looking once per heartbeat interval is soon enough.
-            if time.monotonic() >= next_stale_check:
-                optuna.storages.fail_stale_trials(study)
-                next_stale_check = time.monotonic() + config.heartbeat_interval
-            # Other workers share the budget: count from the store, never locally.
-            now = store.budget(study)
-            finished = now.finished
-            if finished >= config.trials:
-                break
-            if finished + now.running >= config.trials:
-                # The rest of the budget is running elsewhere; stay in case a worker dies.
-                if not waiter.wait(now):
-                    echo(
-                        f"{now.running} trial(s) still RUNNING with no sign of life for "
-                        f"{waiter.patience:.0f}s; leaving them to their workers."
-                    )
-                    break
-                continue
-            with store.ask_lock(url):
-                trial = study.ask()
-            asked += 1
-            if store.is_surplus(study, trial, config.trials):
-                trial.set_user_attr("surplus", True)  # another worker asked at the same time
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            with store.Heartbeat(study, trial):
-                try:
-                    values = runner.run(trial)
-                except optuna.TrialPruned:
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    outcome = "pruned"
-                except KeyboardInterrupt:
-                    trial.set_user_attr("interrupted", True)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    interrupted = True
-                    break
-                except (NasError, torch.OutOfMemoryError) as error:
-                    trial.set_user_attr("error", str(error).splitlines()[0][:500])
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    failures_in_row += 1
-                    reporter.trial_finished(
-                        trial.number, f"failed: {error}", done=finished, best=best_summary(study)
-                    )
-                    if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
-                        raise StudyError(
-                            f"{failures_in_row} trials failed in a row; last error: {error}"
-                        ) from None
-                    continue
-                except BaseException:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    raise
-                else:
-                    study.tell(trial, values)
-                    outcome = "complete: " + ", ".join(
-                        f"{n}={v:.4g}" for n, v in zip(config.objectives, values, strict=True)
-                    )
-            failures_in_row = 0
-            finished += 1  # for the display; the next loop recounts from the store
-            reporter.trial_finished(trial.number, outcome, done=finished, best=best_summary(study))
+        rules = TrialRules.from_config(config, opened.artifacts, reporter)
+        reporter.start(
+            study=study.study_name,
+            done=coordinator.finished,
+            total=config.trials,
+            best=lambda: best_summary(study),
+        )
+        interrupted = _trial_loop(coordinator, opened.space, evaluator, rules, new_trials)
     except KeyboardInterrupt:  # between trials: nothing is running, nothing to mark
         interrupted = True
     finally:
         reporter.close()
-    finished = store.budget(study).finished  # other workers' trials included
+    finished = budget(study).finished  # other workers' trials included
     return SearchOutcome(study=study, finished=finished, interrupted=interrupted, storage_url=url)
+
+
+def _trial_loop(
+    coordinator: TrialCoordinator,
+    space: SearchSpace[Any],
+    evaluator: Evaluator[Any],
+    rules: TrialRules,
+    new_trials: int | None,
+) -> bool:
+    """Run trials while the coordinator hands them out; whether Ctrl-C stopped one.
+
+    Raises:
+        StudyError: ``MAX_CONSECUTIVE_FAILURES`` trials failed in a row (rejected
+            candidates are outcomes, not failures).
+    """
+    study, reporter = coordinator.study, rules.reporter
+    failures_in_row = 0
+    ran = 0
+    while new_trials is None or ran < new_trials:
+        trial = coordinator.next_trial()
+        if trial is None:
+            return False
+        ran += 1
+        outcome = run_trial(study, trial, space, evaluator, rules)
+        if outcome.state == "interrupted":
+            return True
+        if outcome.failed:
+            failures_in_row += 1
+        elif outcome.state != "rejected":
+            failures_in_row = 0
+        if not outcome.failed:  # for the display; the next trial recounts from the store
+            coordinator.finished += 1
+        reporter.trial_finished(
+            trial.number,
+            outcome.message,
+            done=coordinator.finished,
+            best=lambda: best_summary(study),
+        )
+        if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+            raise StudyError(
+                f"{failures_in_row} trials failed in a row; last error: "
+                f"{outcome.message.removeprefix('failed: ')}"
+            )
+    return False

@@ -18,28 +18,25 @@ import json
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import ArchitectureError, ConfigError, StudyError, close_match_hint
+from nas.core.errors import ArchitectureError, ConfigError, StudyError, close_match_hint
 
 if TYPE_CHECKING:
     import optuna
 
-    from nas.config import SearchConfig
-    from search_spaces.base import DataSpec, SearchSpace
+    from nas.core.dataspec import DataSpec
+    from search_spaces.base import SearchSpace
 
 DEFAULT_HOME = Path("nas-runs")
 ATTR_SPACE = "nas.space"
 ATTR_IDENTITY = "nas.identity"
 ATTR_CONFIG = "nas.config"
 ATTR_DATA_SPEC = "nas.data_spec"
-ATTR_SUPERNET = "nas.supernet"  # the supernet's per-epoch training reports
 ATTR_TRIALS = (
     "nas.trials"  # the latest requested total of finished trials (joining workers' budget)
 )
-FINISHED_STATES = ("COMPLETE", "PRUNED")
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for SQLite's lock
 HEARTBEAT_INTERVAL_S = 10  # a running trial's worker proves it is alive this often
 GRACE_PERIOD_S = 60  # silence after which a running trial counts as dead
@@ -179,52 +176,6 @@ def _use_write_ahead_log(db_file: Path) -> None:
         raise StudyError(f"Cannot open the SQLite store {db_file}: {error}") from None
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Where a study's trials stand, for workers sharing its trial budget."""
-
-    finished: int  # complete + pruned
-    running: int
-    waiting: int  # queued retries
-
-
-def read_trials_budget(study: optuna.Study) -> int:
-    """The study's requested total of finished trials, validated."""
-    value = study.user_attrs.get(ATTR_TRIALS)
-    if type(value) is not int or value < 1:
-        raise StudyError(
-            f"Study '{study.study_name}' holds no valid trial budget ({ATTR_TRIALS}={value!r}); "
-            "run `nas search ... trials=N` on it once to set one."
-        )
-    return value
-
-
-def budget(study: optuna.Study) -> Budget:
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    return Budget(
-        finished=sum(s in FINISHED_STATES for s in states),
-        running=states.count("RUNNING"),
-        waiting=states.count("WAITING"),
-    )
-
-
-def is_surplus(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
-    """Whether ``trial`` would exceed the budget of ``trials`` finished trials.
-
-    Workers check the budget before ``ask``, but two may ask at once. The trials ahead
-    of this one (finished, or running or queued with a smaller number) have the first
-    claim, so exactly one of two racing workers learns it is one too many.
-    """
-    ahead = 0
-    for other in study.get_trials(deepcopy=False):
-        state = other.state.name
-        if state in FINISHED_STATES or (
-            state in ("RUNNING", "WAITING") and other.number < trial.number
-        ):
-            ahead += 1
-    return ahead >= trials
-
-
 class Heartbeat:
     """Records a heartbeat for a running trial every heartbeat interval, in a thread.
 
@@ -290,30 +241,6 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def study_identity(config: SearchConfig, space_options: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings that define what a study's results mean; resuming must not change them."""
-    from nas.config import to_container
-
-    identity: dict[str, Any] = {
-        "space": config.space,
-        "dataset": config.dataset,
-        "objectives": list(config.objectives),
-        "model": dict(space_options),
-        "evaluator": config.evaluator,
-        "constraints": to_container(config.constraints),
-    }
-    if config.evaluator == "standalone":
-        identity["epochs"] = config.epochs
-        identity["train"] = {
-            "batch_size": config.train.batch_size,
-            "optimizer": config.train.optimizer,
-            "lr": config.train.lr,
-        }
-    else:  # children inherit the supernet's weights: its training defines the results
-        identity["supernet"] = to_container(config.supernet)
-    return identity
-
-
 def _differences(
     stored: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = ""
 ) -> list[str]:
@@ -345,7 +272,7 @@ def check_compatible(study: optuna.Study, identity: Mapping[str, Any]) -> None:
 
 def read_data_spec(study: optuna.Study) -> DataSpec:
     """The stored input description of a study, validated."""
-    from search_spaces.base import DataSpec
+    from nas.core.dataspec import DataSpec
 
     raw = study.user_attrs.get(ATTR_DATA_SPEC)
     fields = ("in_channels", "num_classes", "image_size")
@@ -364,22 +291,19 @@ def read_data_spec(study: optuna.Study) -> DataSpec:
 
 def read_space(study: optuna.Study) -> SearchSpace[Any]:
     """Rebuild the study's search space from its stored (validated) settings."""
-    from search_spaces import create_space, list_spaces
+    from search_spaces import create_space
 
     name = study.user_attrs.get(ATTR_SPACE)
-    if not isinstance(name, str) or name not in list_spaces():
-        raise StudyError(
-            f"Study '{study.study_name}' stores space={name!r}, which is not a registered "
-            f"search space ({', '.join(list_spaces())})."
-        )
     identity = study.user_attrs.get(ATTR_IDENTITY)
     options = identity.get("model") if isinstance(identity, Mapping) else None
-    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+    if not isinstance(name, str) or not isinstance(options, Mapping):
+        raise StudyError(f"Study '{study.study_name}' has a malformed space={name!r} record.")
+    if not all(isinstance(k, str) for k in options):
         raise StudyError(f"Study '{study.study_name}' has malformed model settings.")
     try:
         return create_space(name, **dict(options))
     except ConfigError as error:
-        raise StudyError(f"Study '{study.study_name}' stores invalid settings: {error}") from None
+        raise StudyError(f"Study '{study.study_name}' stores space={name!r}: {error}") from None
 
 
 def read_architecture(space: SearchSpace[Any], trial: optuna.trial.FrozenTrial) -> Any:
@@ -390,10 +314,6 @@ def read_architecture(space: SearchSpace[Any], trial: optuna.trial.FrozenTrial) 
         return space.decode(trial.user_attrs["arch"])
     except ArchitectureError as error:
         raise StudyError(f"Trial {trial.number} stores an invalid architecture: {error}") from None
-
-
-def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED_STATES]
 
 
 def violation(trial: optuna.trial.FrozenTrial) -> float:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from nas.config import PRUNERS
-from nas.errors import ConfigError, unknown_choice
+from nas.core.errors import ConfigError, unknown_choice
+from nas.core.seeds import derive_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -27,11 +26,6 @@ DIRECTIONS: dict[str, Direction] = {
 
 def directions(objectives: list[str]) -> list[Direction]:
     return [DIRECTIONS[name] for name in objectives]
-
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed that depends on every part (numpy's SeedSequence mixing)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from nas.config import SearchConfig
@@ -31,10 +31,13 @@ def torchrun_world_size() -> int:
 
 def check_torchrun_config(config: SearchConfig) -> None:
     """Refuse settings that cannot run data-parallel under torchrun (one line each)."""
-    if config.evaluator != "supernet":
+    from evaluators import get_evaluator_class
+
+    if not get_evaluator_class(config.evaluator).data_parallel:
         raise ConfigError(
-            f"torchrun trains a supernet data-parallel, but evaluator={config.evaluator} "
-            "trains each child alone; run without torchrun (workers=K runs trials in parallel)."
+            f"torchrun prepares an evaluator data-parallel (a supernet), but "
+            f"evaluator={config.evaluator} has nothing to prepare that way; run without "
+            "torchrun (workers=K runs trials in parallel)."
         )
     if config.workers > 1:
         raise ConfigError(

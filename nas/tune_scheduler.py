@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from evaluators._checks import check_number
+from nas.core.errors import ConfigError
+from nas.core.validation import check_number
 from nas.early_stopping import CurveStopper, kth_best
-from nas.errors import ConfigError
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

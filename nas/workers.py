@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from nas import store
 from nas.config import SearchConfig, compose_recorded, parse_overrides, study_name
-from nas.errors import ConfigError, StudyError
+from nas.coordination import budget, read_trials_budget
+from nas.core.errors import ConfigError, StudyError
 
 if TYPE_CHECKING:
     from nas.search import SearchOutcome
@@ -60,7 +61,7 @@ def worker_config(args: Sequence[str]) -> tuple[SearchConfig, str]:
         raise StudyError(
             f"Study '{name}' holds no nas config to join; it was not created by nas search."
         )
-    trials = store.read_trials_budget(study)
+    trials = read_trials_budget(study)
     config = compose_recorded(recorded, [*rest, "workers=1", f"trials={trials}"])
     config.storage = url  # the stored one is redacted
     config.study = name
@@ -141,7 +142,7 @@ def run_local_workers(config: SearchConfig, echo: object = print) -> tuple[int, 
     if failed:
         raise StudyError(f"{len(failed)} worker(s) failed (exit codes {failed}); see their output.")
     study = store.load_study(store.open_storage(url), name)
-    return store.budget(study).finished, interrupted
+    return budget(study).finished, interrupted
 
 
 def run_worker(args: Sequence[str]) -> SearchOutcome:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nas.errors import ArchitectureError, close_match_hint
+from nas.core.errors import ArchitectureError, close_match_hint
 
 MAX_REPR = 60  # characters of an offending value shown in a message
 

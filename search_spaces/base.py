@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from nas.core.dataspec import DataSpec
+from nas.core.errors import CapabilityError
+from nas.core.settings import NoSettings, make_settings
 
 if TYPE_CHECKING:
     import optuna
@@ -24,36 +27,17 @@ if TYPE_CHECKING:
 ArchT = TypeVar("ArchT")
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """What a network needs to know about its input data."""
-
-    in_channels: int  # image channels (1 for grey, 3 for RGB)
-    num_classes: int
-    image_size: int  # square images, height == width
-
-    def input_shape(self, batch_size: int = 1) -> tuple[int, int, int, int]:
-        return (batch_size, self.in_channels, self.image_size, self.image_size)
-
-
-def check_data_spec(data: object) -> DataSpec:
-    """``data`` if it is a DataSpec of positive ints; ``ConfigError`` otherwise."""
-    from nas.errors import ConfigError
-
-    if not isinstance(data, DataSpec):
-        raise ConfigError(f"data must be a DataSpec, got {type(data).__name__}.")
-    for field in ("in_channels", "num_classes", "image_size"):
-        value = getattr(data, field)
-        if type(value) is not int or value < 1:
-            raise ConfigError(f"data.{field} must be an integer >= 1, got {value!r}.")
-    return data
-
-
 class SearchSpace(abc.ABC, Generic[ArchT]):
     """A family of architectures with a sampler, a builder and a code generator.
 
-    Subclasses set ``name`` and accept their macro settings (the ``model:`` group of the
-    study config) as keyword arguments; unknown or invalid settings raise ``ConfigError``.
+    Subclasses set ``name`` and ``Settings``: a dataclass of their macro settings (the
+    ``model.*`` group of the study config; every default lives there), built from the
+    constructor's keyword arguments with ``nas.core.settings.make_settings``, so that
+    unknown or invalid settings raise ``ConfigError``.
+
+    A space that cannot build networks or write code (a lookup benchmark's table of
+    results) leaves ``"build"`` / ``"export"`` out of ``capabilities`` and does not
+    override those methods: the contract tests skip them, and ``nas export`` says so.
 
     Contract:
         * ``sample`` only calls ``trial.suggest_*`` and is deterministic given the answers.
@@ -68,6 +52,16 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     """
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "search"  # what kind of space, for messages ("weight-sharing")
+    Settings: ClassVar[type[Any]] = NoSettings
+    capabilities: ClassVar[frozenset[str]] = frozenset({"build", "export"})
+
+    def __init__(self, **options: Any) -> None:
+        self.settings = make_settings(self.Settings, options, "model")
+
+    def can(self, capability: str) -> bool:
+        """Whether the space does ``capability`` (``"build"``, ``"export"``)."""
+        return capability in self.capabilities
 
     @abc.abstractmethod
     def sample(self, trial: optuna.trial.BaseTrial) -> ArchT:
@@ -85,13 +79,18 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     def validate(self, arch: ArchT) -> None:
         """Raise ``ArchitectureError`` if ``arch`` is not a member of this space."""
 
-    @abc.abstractmethod
     def build(self, arch: ArchT, data: DataSpec) -> nn.Module:
         """A freshly initialised network for ``arch``."""
+        raise self._cannot("build", "builds no network")
 
-    @abc.abstractmethod
     def export_source(self, arch: ArchT, data: DataSpec) -> str:
         """Readable standalone PyTorch source defining ``build_network()``."""
+        raise self._cannot("export", "exports no code")
+
+    def _cannot(self, capability: str, what: str) -> Exception:
+        if self.can(capability):  # declared, but not written: a bug in the space
+            return NotImplementedError(f"{type(self).__name__}.{capability} is missing.")
+        return CapabilityError(f"Search space '{self.name}' {what}.")
 
     def describe(self, arch: ArchT) -> str:
         """A short human-readable form of ``arch`` (one line where possible)."""
@@ -121,6 +120,8 @@ class WeightSharingSpace(SearchSpace[ArchT]):
         * ``largest()`` / ``smallest()`` are the biggest and smallest children (the
           sandwich rule trains both every step).
     """
+
+    kind: ClassVar[str] = "weight-sharing"
 
     @abc.abstractmethod
     def supernet(self, data: DataSpec) -> nn.Module:

@@ -24,7 +24,7 @@ from nas.artifacts import (
     wait_for_supernet,
 )
 from nas.cli import main
-from nas.errors import ConfigError, StudyError
+from nas.core.errors import ConfigError, StudyError
 
 TINY_BIGNAS = ["space=bignas", "supernet.epochs=1", "supernet.calibration_batches=2", "trials=2"]
 BUCKET = "nas-test"

@@ -12,11 +12,11 @@ import torch
 from conftest import interrupt_search
 from safetensors.torch import load_file
 
-from nas import store
+from evaluators.weight_sharing import SUMMARY_ATTR
+from nas.artifacts import checkpoint_path as supernet_checkpoint_path
 from nas.cli import main
 from nas.data import load_dataset
 from nas.report import best_trials
-from nas.runners import supernet_checkpoint_path
 
 DB = Path("nas-runs/nas.db")
 ARTIFACTS = Path("nas-runs/artifacts")
@@ -43,7 +43,7 @@ def test_search_trains_once_then_resumes_without_retraining(
     checkpoint = supernet_checkpoint_path(ARTIFACTS, "bignas-digits")
     assert checkpoint.is_file()
     study = load()
-    assert len(study.user_attrs[store.ATTR_SUPERNET]) == 2
+    assert len(study.user_attrs[SUMMARY_ATTR]) == 2
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     for trial in trials:
@@ -142,7 +142,7 @@ def test_ctrl_c_in_supernet_training_resumes_from_the_checkpoint(tmp_path: Path)
     assert "supernet epoch 1/3" not in done.stdout  # epoch 1 came from the checkpoint
     assert "supernet epoch 3/3" in done.stdout
     study = load()
-    assert [r["epoch"] for r in study.user_attrs[store.ATTR_SUPERNET]] == [1.0, 2.0, 3.0]
+    assert [r["epoch"] for r in study.user_attrs[SUMMARY_ATTR]] == [1.0, 2.0, 3.0]
 
 
 def test_latency_objective_is_the_measured_latency(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nas.errors import NasError
+from nas.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nas.core.errors import NasError
 
 
 def _payload() -> dict[str, Any]:

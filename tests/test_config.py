@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from nas.config import ExportConfig, compose, compose_search, study_name
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 
 def test_preset_then_overrides() -> None:
     config = compose_search(["epochs=7", "objectives=[accuracy,flops]", "model.cells_per_stage=2"])
     assert config.epochs == 7
     assert config.objectives == ["accuracy", "flops"]
-    assert config.model["cells_per_stage"] == 2
+    assert config.model.cells_per_stage == 2
+    assert config.model.init_channels == 12  # the preset's, over the schema's 16
     # From studies/nasnet.yaml, untouched by the overrides:
     assert config.train.optimizer == "adamw"
     assert study_name(config) == "nasnet-digits"
@@ -28,24 +29,28 @@ def test_preset_then_overrides() -> None:
         (["timeout=soon"], "Bad value for 'timeout'.*Expected float"),
         (
             ["strategy=tp"],
-            "Unknown strategy 'tp'.*Allowed: coarse_to_fine, nsga2, random, tpe.*"
-            "Did you mean 'tpe'",
+            "strategy must be one of coarse_to_fine, nsga2, random, tpe, but got "
+            "strategy='tp'. Did you mean 'tpe'",
         ),
         (["pruner=medain"], "Did you mean 'median'"),
         (["dataset=digit"], "Did you mean 'digits'"),
         (["space=nasnett"], "Unknown search space 'nasnett'.*Did you mean 'nasnet'"),
         (["device=gpu"], "Allowed: auto, cpu, cuda, cuda:N"),
         (["objectives=[flops]"], "must start with accuracy"),
-        (["objectives=[accuracy,energy]"], "Unknown objectives 'energy'"),
+        (["objectives=[accuracy,energy]"], "objectives must be one of .* got objectives='energy'"),
         (["evaluator=supernett"], "Did you mean 'supernet'"),
         (
             ["strategy=coarse_to_fine", "objectives=[accuracy,flops]"],
             "use objectives=\\[accuracy\\]",
         ),
-        (["constraints.max_flops=-1"], "'constraints.max_flops' must be > 0"),
+        (["constraints.max_flops=-1"], "constraints.max_flops must be a number > 0"),
         (["constraints.max_flop=1"], "Did you mean 'max_flops'"),
         (["strategy=nsga2"], "needs several objectives"),
-        (["trials=0"], "'trials' must be > 0"),
+        (["trials=0"], "trials must be an integer >= 1, but got trials=0"),
+        (["train.lr=-1"], "train.lr must be a number > 0, but got train.lr=-1.0"),
+        (["model.drop_path=1.5"], "model.drop_path must be a number >= 0 and < 1"),
+        (["supernet.lr=0.1"], "Unknown key 'supernet'"),
+        (["evaluator=supernet"], "needs a weight-sharing space; space=nasnet is not one"),
         (["search"], "Expected key=value, got 'search'"),
         (["+foo=1"], "adding or deleting keys is not supported"),
     ],

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nas.config import compose_search
+from nas.core.errors import ConfigError
 from nas.device import gpus_by_load, resolve_device
-from nas.errors import ConfigError
 from nas.workers import worker_devices
 
 MIB = 2**20

@@ -7,6 +7,7 @@ import pytest
 
 from evaluators.lcpfn import CurvePredictor, CurveScale, load_lcpfn
 from nas.cli import main
+from nas.core.errors import ConfigError
 from nas.early_stopping import (
     CurveStopper,
     LCPFNPruner,
@@ -14,7 +15,6 @@ from nas.early_stopping import (
     pareto_target,
     to_model_epochs,
 )
-from nas.errors import ConfigError
 from tests.conftest import TINY_SEARCH
 
 HOPELESS = [0.30, 0.32, 0.33, 0.33, 0.34, 0.34]

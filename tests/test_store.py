@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from nas import store
-from nas.errors import StudyError
+from nas.core.errors import StudyError
 
 
 def test_redact_hides_the_password() -> None:

@@ -11,7 +11,7 @@ pytest.importorskip("ray.tune")
 
 from ray.tune.schedulers import TrialScheduler
 
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 from nas.tune_scheduler import LCPFNScheduler
 
 FINAL = 20

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from evaluators._checks import check_number
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
+from nas.core.validation import check_number
 
 
 def fit_borders(values: torch.Tensor, buckets: int, *, uniform_share: float = 1e-3) -> torch.Tensor:

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from evaluators._checks import check_number
 from evaluators.lcpfn.model import LCPFN
 from evaluators.lcpfn.prior import sample_curves
+from nas.core.validation import check_number
 
 # Curves for scoring come from their own stream, never one that training draws from
 # (training seeds numpy with [seed, 0] and [seed, 1]).

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators._checks import check_number
 from evaluators.lcpfn.bar_distribution import BarDistribution
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
+from nas.core.validation import check_number
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,10 +17,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from evaluators._checks import check_number
 from evaluators.lcpfn.bar_distribution import BarDistribution
 from evaluators.lcpfn.model import LCPFN
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
+from nas.core.validation import check_number
 
 ScaleKind = Literal["accuracy", "error", "loss"]
 _KINDS = ("accuracy", "error", "loss")

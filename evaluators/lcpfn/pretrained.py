@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 PRETRAINED_NAME = "lcpfn-small.safetensors"
 

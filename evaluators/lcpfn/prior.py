@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from evaluators._checks import check_number
+from nas.core.validation import check_number
 
 # Candidates drawn per round at most: bounds the temporary arrays to a few hundred MB
 # at length 100 while keeping each numpy call large enough to amortise its overhead.

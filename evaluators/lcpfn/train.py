@@ -19,18 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluators._checks import check_number
 from evaluators.lcpfn.bar_distribution import fit_borders
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.prior import sample_curves
-from nas.checkpoint import (
+from nas.core.checkpoint import (
     CheckpointError,
     check_fingerprint,
     entry,
     load_checkpoint,
     save_checkpoint,
 )
-from nas.errors import NasError
+from nas.core.errors import NasError
+from nas.core.validation import check_number
 
 # Bumped whenever the payload changes shape, so an old file is refused by name.
 _FORMAT = 1

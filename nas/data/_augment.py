@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from nas.core.dataspec import DataSpec
 from nas.data._splits import DatasetSplits
-from search_spaces.base import DataSpec
 
 # Mean and std are accumulated over this many images at a time so that a large set
 # never needs a float copy of the whole array.

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from nas.core.errors import DataError
 from nas.data._augment import image_splits
 from nas.data._safe_pickle import load_numpy_pickle
 from nas.data._splits import DatasetSplits
-from nas.errors import DataError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _SIZE = 32

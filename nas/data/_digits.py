@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from nas.core.dataspec import DataSpec
 from nas.data._splits import DatasetSplits
-from search_spaces.base import DataSpec
 
 # Fixed, and deliberately not the trial seed: every trial of every study must be
 # scored on the same validation images, or accuracies would not be comparable.

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from nas.core.errors import DataError
 from nas.data._augment import image_splits
 from nas.data._splits import DatasetSplits
-from nas.errors import DataError
 
 EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png")
 _LAYOUT = "data_dir/train/<class>/*.png and data_dir/val/<class>/*.png"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from nas.core.errors import ConfigError, unknown_choice
+from nas.data import DATASETS
 from nas.data._splits import DatasetSplits
-from nas.errors import ConfigError, unknown_choice
 
-DATASETS = ("digits", "cifar10", "folder")
 # Sets whose images come at one fixed size; `image_size` may only repeat it.
 _NATIVE_SIZE = {"digits": 8, "cifar10": 32}
 _DEFAULT_FOLDER_SIZE = 32

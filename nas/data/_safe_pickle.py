@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nas.errors import DataError
+from nas.core.errors import DataError
 
 
 def _numpy_core(module: str, name: str) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from search_spaces.base import DataSpec
+from nas.core.dataspec import DataSpec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from nas.errors import ArchitectureError
+from nas.core.errors import ArchitectureError
 from search_spaces._untrusted import check_keys, invalid
 from search_spaces.bignas.presets import Preset
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from nas.errors import ConfigError, close_match_hint, unknown_choice
+from nas.core.dataspec import DataSpec, check_data_spec
+from nas.core.validation import check_choice, check_optional_number
 from search_spaces import register_space
-from search_spaces.base import DataSpec, WeightSharingSpace, check_data_spec
+from search_spaces.base import WeightSharingSpace
 from search_spaces.bignas.arch import (
     BigNASArch,
     StageArch,
@@ -28,18 +29,18 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
-_OPTIONS = ("preset", "dropout", "drop_connect")
+@dataclass(frozen=True)
+class BigNASSettings:
+    """The BigNAS space's ``model.*`` settings group."""
 
+    preset: str = "tiny"  # tiny (8x8 digits on a CPU) | imagenet (the paper's space)
+    dropout: float | None = None  # before the classifier; default: the preset's
+    drop_connect: float | None = None  # of the last block (linear in depth); default: the preset's
 
-def _rate(name: str, value: object, default: float) -> float:
-    if value is None:
-        return default
-    # bool is an int subclass; `dropout: true` is a mistake, not 1.0.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-        if math.isfinite(number) and 0.0 <= number < 1.0:
-            return number
-    raise ConfigError(f"model.{name} must be a number in [0, 1), got {value!r}.")
+    def __post_init__(self) -> None:
+        check_choice("preset", self.preset, PRESETS)
+        for name in ("dropout", "drop_connect"):
+            check_optional_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
 
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[int]) -> int:
@@ -77,25 +78,16 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
 
     name: ClassVar[str] = "bignas"
 
-    def __init__(
-        self,
-        *,
-        preset: str = "tiny",
-        dropout: float | None = None,
-        drop_connect: float | None = None,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigError(
-                f"Unknown option 'model.{key}' for search space 'bignas'. "
-                f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS)
-            )
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise unknown_choice("model.preset", preset, PRESETS)
-        self.preset: Preset = PRESETS[preset]
-        self.dropout = _rate("dropout", dropout, self.preset.dropout)
-        self.drop_connect = _rate("drop_connect", drop_connect, self.preset.drop_connect)
+    Settings: ClassVar[type[BigNASSettings]] = BigNASSettings
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        settings: BigNASSettings = self.settings
+        self.preset: Preset = PRESETS[settings.preset]
+        self.dropout = self.preset.dropout if settings.dropout is None else settings.dropout
+        self.drop_connect = (
+            self.preset.drop_connect if settings.drop_connect is None else settings.drop_connect
+        )
 
     # ------------------------------------------------------------------ architectures
     def sample(self, trial: optuna.trial.BaseTrial) -> BigNASArch:

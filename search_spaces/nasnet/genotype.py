@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nas.errors import ArchitectureError, close_match_hint
+from nas.core.errors import ArchitectureError, close_match_hint
 from search_spaces._untrusted import MAX_REPR, check_keys, invalid, show
 from search_spaces.nasnet.ops import OPS
 

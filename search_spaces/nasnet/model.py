@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nas.core.validation import check_bool, check_number
 from search_spaces.nasnet.genotype import Cell, NASNetArch
 from search_spaces.nasnet.ops import (
     FactorizedReduce,
@@ -33,7 +34,7 @@ AUX_HIDDEN = 768  # width of the auxiliary head's last conv (TF-slim)
 
 @dataclass(frozen=True)
 class MacroConfig:
-    """Validated macro settings of the network (the space's constructor options)."""
+    """The network's macro settings: the NASNet space's ``model.*`` settings group."""
 
     cells_per_stage: int = 2  # N normal cells per stage
     init_channels: int = 16  # C of the first stage's hidden states
@@ -42,6 +43,15 @@ class MacroConfig:
     auxiliary_head: bool = False
     auxiliary_weight: float = 0.4  # weight of the auxiliary loss, read by the trainer
     drop_path: float = 0.0  # drop-path probability of the last cell at the end of training
+
+    def __post_init__(self) -> None:
+        for name in ("cells_per_stage", "stem_multiplier", "num_blocks"):
+            check_number(name, getattr(self, name), integer=True, low=1)
+        # At least 2: a factorized reduction splits the channels in two halves.
+        check_number("init_channels", self.init_channels, integer=True, low=2)
+        check_bool("auxiliary_head", self.auxiliary_head)
+        check_number("auxiliary_weight", self.auxiliary_weight, low=0.0)
+        check_number("drop_path", self.drop_path, low=0.0, high=1.0, high_open=True)
 
     @property
     def num_cells(self) -> int:

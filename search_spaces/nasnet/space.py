@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from nas.errors import ConfigError, close_match_hint
+from nas.core.dataspec import DataSpec, check_data_spec
 from search_spaces import register_space
-from search_spaces.base import DataSpec, SearchSpace, check_data_spec
+from search_spaces.base import SearchSpace
 from search_spaces.nasnet.genotype import (
     CELL_TYPES,
     COMBINERS,
@@ -31,37 +30,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-_OPTIONS = (
-    "cells_per_stage",
-    "init_channels",
-    "stem_multiplier",
-    "num_blocks",
-    "auxiliary_head",
-    "auxiliary_weight",
-    "drop_path",
-)
-
-
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if type(value) is not int or value < minimum:
-        raise ConfigError(f"model.{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
-
-
-def _real(name: str, value: object, low: float, high: float, high_open: bool) -> float:
-    # bool is an int subclass; `drop_path: true` is a mistake, not 1.0.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-        if (
-            math.isfinite(number)
-            and low <= number
-            and (number < high if high_open else number <= high)
-        ):
-            return number
-    bound = ")" if high_open else "]"
-    raise ConfigError(f"model.{name} must be a number in [{low:g}, {high:g}{bound}, got {value!r}.")
-
-
 @register_space
 class NASNetSpace(SearchSpace[NASNetArch]):
     """NASNet cells: ``B`` blocks, each two ops on two hidden states plus a combiner.
@@ -82,37 +50,11 @@ class NASNetSpace(SearchSpace[NASNetArch]):
 
     name: ClassVar[str] = "nasnet"
 
-    def __init__(
-        self,
-        *,
-        cells_per_stage: int = 2,
-        init_channels: int = 16,
-        stem_multiplier: int = 3,
-        num_blocks: int = 5,
-        auxiliary_head: bool = False,
-        auxiliary_weight: float = 0.4,
-        drop_path: float = 0.0,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigError(
-                f"Unknown option 'model.{key}' for search space 'nasnet'. "
-                f"Allowed: {', '.join(_OPTIONS)}." + close_match_hint(key, _OPTIONS)
-            )
-        if not isinstance(auxiliary_head, bool):
-            raise ConfigError(
-                f"model.auxiliary_head must be true or false, got {auxiliary_head!r}."
-            )
-        self.config = MacroConfig(
-            cells_per_stage=_positive_int("cells_per_stage", cells_per_stage),
-            init_channels=_positive_int("init_channels", init_channels, minimum=2),
-            stem_multiplier=_positive_int("stem_multiplier", stem_multiplier),
-            num_blocks=_positive_int("num_blocks", num_blocks),
-            auxiliary_head=auxiliary_head,
-            auxiliary_weight=_real("auxiliary_weight", auxiliary_weight, 0.0, math.inf, True),
-            drop_path=_real("drop_path", drop_path, 0.0, 1.0, True),
-        )
+    Settings: ClassVar[type[MacroConfig]] = MacroConfig
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.config: MacroConfig = self.settings
 
     # ------------------------------------------------------------------ architectures
     def sample(self, trial: optuna.trial.BaseTrial) -> NASNetArch:

@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
+from nas.core.dataspec import DataSpec
+from nas.core.errors import ConfigError, DataError
 from nas.data import DATASETS, DatasetSplits, load_dataset
 from nas.data._augment import random_crop_flip
-from nas.errors import ConfigError, DataError
-from search_spaces.base import DataSpec
 
 # ---------------------------------------------------------------- helpers
 

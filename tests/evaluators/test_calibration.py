@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from evaluators import recalibrate_batch_norm
-from nas.errors import ConfigError, NasError
+from nas.core.errors import ConfigError, NasError
 
 CPU = torch.device("cpu")
 

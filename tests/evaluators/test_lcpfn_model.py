@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from evaluators.lcpfn import LCPFN, LCPFNConfig, LCPFNTrainSettings, train_lcpfn
-from nas.checkpoint import CheckpointError, load_checkpoint
-from nas.errors import ConfigError
+from nas.core.checkpoint import CheckpointError, load_checkpoint
+from nas.core.errors import ConfigError
 
 CPU = torch.device("cpu")
 TINY = LCPFNConfig(emsize=32, layers=2, heads=2, hidden=64, buckets=50, length=20)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from evaluators.lcpfn import LCPFN, CurvePredictor, CurveScale, LCPFNConfig
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 TINY = LCPFNConfig(emsize=32, layers=2, heads=2, hidden=64, buckets=50, length=20)
 CURVES = [[0.2], [0.3, 0.4, 0.45], [0.1, 0.2, 0.3, 0.35, 0.4, 0.42, 0.44]]

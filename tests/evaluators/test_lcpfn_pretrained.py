@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from evaluators.lcpfn import load_lcpfn, pretrained_path
 from evaluators.lcpfn.evaluate import HELD_OUT_SEED, held_out_curves, score_at_cutoffs
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

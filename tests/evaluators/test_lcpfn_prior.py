@@ -16,7 +16,7 @@ from evaluators.lcpfn import (
     pow3,
     sample_curves,
 )
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

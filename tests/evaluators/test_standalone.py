@@ -19,8 +19,8 @@ from evaluators import (
     evaluate_accuracy,
     train_standalone,
 )
+from nas.core.errors import ConfigError, NasError
 from nas.data import DatasetSplits, load_dataset
-from nas.errors import ConfigError, NasError
 
 CPU = torch.device("cpu")
 
@@ -55,7 +55,8 @@ def test_small_cnn_learns_digits_and_reports_every_epoch(digits: DatasetSplits) 
     curve = train_standalone(
         _cnn(),
         digits,
-        TrainSettings(epochs=3, lr=0.1),
+        TrainSettings(lr=0.1),
+        epochs=3,
         device=CPU,
         seed=1,
         on_epoch=reports.append,
@@ -74,11 +75,11 @@ def test_small_cnn_learns_digits_and_reports_every_epoch(digits: DatasetSplits) 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_same_init_and_seed_give_the_same_curve(digits: DatasetSplits, optimizer: str) -> None:
-    settings = TrainSettings(epochs=2, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 3e-3)
+    settings = TrainSettings(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 3e-3)
     model = _cnn()
     twins = [copy.deepcopy(model) for _ in range(3)]
     curves = [
-        train_standalone(twin, digits, settings, device=CPU, seed=seed)
+        train_standalone(twin, digits, settings, epochs=2, device=CPU, seed=seed)
         for twin, seed in zip(twins, (5, 5, 6), strict=True)
     ]
     assert curves[0] == curves[1]
@@ -112,7 +113,8 @@ def test_exception_in_on_epoch_propagates_and_stops(
         train_standalone(
             _cnn(),
             digits,
-            TrainSettings(epochs=5),
+            TrainSettings(),
+            epochs=5,
             device=CPU,
             seed=0,
             on_epoch=on_epoch,
@@ -150,21 +152,19 @@ def test_auxiliary_loss_used_when_weighted(
 ) -> None:
     model = _AuxNet(weight)
     before = model.aux_head.weight.detach().clone()
-    train_standalone(model, digits, TrainSettings(epochs=1), device=CPU, seed=0)
+    train_standalone(model, digits, TrainSettings(), epochs=1, device=CPU, seed=0)
     assert (not torch.equal(model.aux_head.weight, before)) is aux_trained
 
 
 def test_set_training_progress_called_at_each_epoch_start(digits: DatasetSplits) -> None:
     model = _AuxNet(0.4)
-    train_standalone(model, digits, TrainSettings(epochs=4), device=CPU, seed=0)
+    train_standalone(model, digits, TrainSettings(), epochs=4, device=CPU, seed=0)
     assert model.progress == [0.0, 0.25, 0.5, 0.75]
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"epochs": 0}, "epochs"),
-        ({"epochs": 2.0}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"optimizer": "adam"}, "optimizer"),
         ({"lr": 0.0}, "lr"),
@@ -177,9 +177,8 @@ def test_set_training_progress_called_at_each_epoch_start(digits: DatasetSplits)
     ],
 )
 def test_invalid_settings(overrides: dict[str, Any], field: str) -> None:
-    settings: dict[str, Any] = {"epochs": 1, **overrides}
     with pytest.raises(ConfigError, match=field) as error:
-        TrainSettings(**settings)
+        TrainSettings(**overrides)
     assert "\n" not in str(error.value)
 
 
@@ -187,18 +186,25 @@ def test_adamw_without_momentum_and_plain_sgd_are_valid(digits: DatasetSplits) -
     curve = train_standalone(
         _cnn(),
         digits,
-        TrainSettings(epochs=1, momentum=0.0, grad_clip=0.0, label_smoothing=0.1),
+        TrainSettings(momentum=0.0, grad_clip=0.0, label_smoothing=0.1),
+        epochs=1,
         device=CPU,
         seed=0,
     )
     assert 0.0 <= curve[0] <= 1.0
-    assert TrainSettings(epochs=3).as_dict()["optimizer"] == "sgd"
+    assert TrainSettings().as_dict()["optimizer"] == "sgd"
+
+
+@pytest.mark.parametrize("epochs", [0, 2.0])
+def test_invalid_epochs(digits: DatasetSplits, epochs: Any) -> None:
+    with pytest.raises(ConfigError, match="epochs"):
+        train_standalone(_cnn(), digits, TrainSettings(), epochs=epochs, device=CPU, seed=0)
 
 
 def test_huge_learning_rate_diverges(digits: DatasetSplits) -> None:
     with pytest.raises(TrainingDiverged, match=r"lower lr=1e\+06") as error:
         train_standalone(
-            _cnn(), digits, TrainSettings(epochs=2, lr=1e6, grad_clip=0.0), device=CPU, seed=0
+            _cnn(), digits, TrainSettings(lr=1e6, grad_clip=0.0), epochs=2, device=CPU, seed=0
         )
     assert isinstance(error.value, NasError)
 
@@ -216,7 +222,7 @@ def test_nan_output_diverges_at_first_step(digits: DatasetSplits) -> None:
     epochs: list[EpochReport] = []
     with pytest.raises(TrainingDiverged, match="nan at epoch 1 step 1;"):
         train_standalone(
-            _NanNet(), digits, TrainSettings(epochs=2), device=CPU, seed=0, on_epoch=epochs.append
+            _NanNet(), digits, TrainSettings(), epochs=2, device=CPU, seed=0, on_epoch=epochs.append
         )
     assert epochs == []
 

@@ -28,10 +28,11 @@ from evaluators import (
     supernet_learning_rate,
     train_supernet,
 )
-from nas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nas.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nas.core.dataspec import DataSpec
+from nas.core.errors import ArchitectureError, ConfigError
 from nas.data import DatasetSplits, load_dataset
-from nas.errors import ArchitectureError, ConfigError
-from search_spaces.base import DataSpec, WeightSharingSpace
+from search_spaces.base import WeightSharingSpace
 
 CPU = torch.device("cpu")
 WIDTHS = (4, 8)  # the elastic choices of both conv layers

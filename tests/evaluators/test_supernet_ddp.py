@@ -17,10 +17,10 @@ import supernet_ddp_helper as helper
 import torch
 
 from evaluators.distributed import DataParallelContext, init_from_torchrun
-from nas import store
+from evaluators.weight_sharing import SUMMARY_ATTR
+from nas.artifacts import checkpoint_path as supernet_checkpoint_path
 from nas.cli import main
-from nas.errors import ConfigError
-from nas.runners import supernet_checkpoint_path
+from nas.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path(helper.__file__).resolve()
@@ -170,7 +170,7 @@ def test_torchrun_search_trains_one_supernet_then_both_ranks_search(tmp_path: Pa
     study = optuna.load_study(study_name="bignas-digits", storage=storage)
     trials = study.get_trials()
     assert sum(t.state.name == "COMPLETE" for t in trials) == 5
-    assert len(study.user_attrs[store.ATTR_SUPERNET]) == 1
+    assert len(study.user_attrs[SUMMARY_ATTR]) == 1
     expected = supernet_checkpoint_path(tmp_path / "artifacts", "bignas-digits")
     assert list(tmp_path.rglob("*.ckpt")) == [expected]  # one, written by rank 0 only
     # Both ranks ran trials as workers (they log to one stdout).

@@ -20,9 +20,9 @@ import optuna
 import pytest
 import torch
 
-from nas.errors import ArchitectureError, ConfigError
+from nas.core.errors import ArchitectureError, ConfigError
+from nas.core.random_trial import RandomTrial
 from nas.metrics import count_flops
-from nas.random_trial import RandomTrial
 from search_spaces import DataSpec, create_space, list_spaces
 from search_spaces.bignas import (
     BigNASArch,

@@ -18,7 +18,7 @@ import optuna
 import pytest
 import torch
 
-from nas.errors import ArchitectureError, ConfigError
+from nas.core.errors import ArchitectureError, ConfigError
 from search_spaces import DataSpec, create_space, list_spaces
 from search_spaces.nasnet import (
     NASNET_A,

@@ -1,44 +1,38 @@
 """The contract suite every registered search space passes (a new space is tested for free).
 
 Each space is instantiated with the model settings of its own preset in studies/, so the
-suite also checks that presets and spaces agree.
+suite also checks that presets and spaces agree. The checks themselves ship with the
+package (search_spaces.contract), for third-party spaces' tests too.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
-import torch
 
 from nas.config import compose_search
-from nas.errors import ArchitectureError, ConfigError
-from search_spaces import SearchSpace, create_space, get_space_class, list_spaces
-from search_spaces.base import DataSpec
-from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
+from nas.core.errors import ConfigError
+from search_spaces import (
+    SearchSpace,
+    WeightSharingSpace,
+    contract,
+    create_space,
+    get_space_class,
+    list_spaces,
+)
 
 SPACES = list_spaces()
-SPECS = [
-    DataSpec(in_channels=1, num_classes=10, image_size=8),
-    DataSpec(in_channels=3, num_classes=5, image_size=16),
-]
 
 
 def preset_space(name: str) -> SearchSpace[Any]:
-    return create_space(name, **compose_search([f"space={name}"]).model)
-
-
-def sampled(space: SearchSpace[Any], count: int, seed: int = 0) -> list[Any]:
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return [space.sample(study.ask()) for _ in range(count)]
+    return create_space(name, **asdict(compose_search([f"space={name}"]).model))
 
 
 def test_registry_lists_builtin_spaces() -> None:
-    assert "nasnet" in SPACES
-    assert sorted(SPACES) == SPACES
+    assert {"bignas", "nasnet"} <= set(SPACES)
 
 
 def test_unknown_space_suggests_close_match() -> None:
@@ -46,69 +40,74 @@ def test_unknown_space_suggests_close_match() -> None:
         get_space_class("nasnett")
 
 
+def test_module_class_reference_finds_a_space() -> None:
+    assert get_space_class("search_spaces.nasnet.space:NASNetSpace").name == "nasnet"
+    with pytest.raises(ConfigError, match="is not a search space"):
+        get_space_class("nas.core.dataspec:DataSpec")
+    with pytest.raises(ConfigError, match="Cannot load search space 'no_such_module:X'"):
+        get_space_class("no_such_module:X")
+    with pytest.raises(ConfigError, match=r"write module\.path:ClassName"):
+        get_space_class("../../etc:passwd")
+
+
 @pytest.mark.parametrize("name", SPACES)
 def test_sample_is_valid_and_round_trips(name: str) -> None:
-    space = preset_space(name)
-    for arch in sampled(space, 5):
-        space.validate(arch)
-        encoded = space.encode(arch)
-        assert space.decode(encoded) == arch
-        assert space.decode(json.loads(json.dumps(encoded))) == arch
-        assert space.describe(arch)
+    contract.check_round_trip(preset_space(name))
 
 
 @pytest.mark.parametrize("name", SPACES)
 def test_sampling_uses_only_the_trial(name: str) -> None:
-    """Same answers from the trial -> same architecture (no hidden randomness)."""
-    space = preset_space(name)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    trial = study.ask()
-    arch = space.sample(trial)
-    replay = space.sample(optuna.trial.FixedTrial(trial.params))
-    assert replay == arch
+    contract.check_sampling_uses_only_the_trial(preset_space(name))
 
 
 @pytest.mark.parametrize("name", SPACES)
-@pytest.mark.parametrize("garbage", [None, "arch", 3, [], {}, {"unexpected": 1}, [[1, 2]]])
-def test_decode_rejects_garbage(name: str, garbage: object) -> None:
-    with pytest.raises(ArchitectureError):
-        preset_space(name).decode(garbage)
+def test_decode_rejects_garbage(name: str) -> None:
+    contract.check_decode_rejects_garbage(preset_space(name))
 
 
 @pytest.mark.parametrize("name", SPACES)
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.in_channels}x{s.image_size}")
-def test_build_forward_backward(name: str, spec: DataSpec) -> None:
-    space = preset_space(name)
-    torch.manual_seed(0)
-    for arch in sampled(space, 3, seed=1):
-        model = space.build(arch, spec)
-        model.train()
-        logits = model(torch.randn(spec.input_shape(4)))
-        assert logits.shape == (4, spec.num_classes)
-        assert torch.isfinite(logits).all()
-        logits.square().mean().backward()
-        missing = [n for n, p in model.named_parameters() if p.grad is None]
-        assert not missing, f"parameters without gradient: {missing[:5]}"
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+@pytest.mark.parametrize(
+    "spec", contract.DEFAULT_SPECS, ids=lambda s: f"{s.in_channels}x{s.image_size}"
+)
+def test_build_forward_backward(name: str, spec: Any) -> None:
+    contract.check_build(preset_space(name), spec)
 
 
 @pytest.mark.parametrize("name", SPACES)
 def test_export_source_matches_model_in_fresh_interpreter(name: str, tmp_path: Path) -> None:
-    space = preset_space(name)
-    spec = SPECS[0]
-    torch.manual_seed(0)
-    arch = sampled(space, 1, seed=7)[0]
-    model = space.build(arch, spec)
-    # Make BN statistics non-trivial so that the comparison covers them.
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(spec.input_shape(16)))
-    model.eval()
-    x = torch.randn(spec.input_shape(3))
-    expected = model(x).detach()
+    contract.check_export(preset_space(name), contract.DEFAULT_SPECS[0], tmp_path)
 
-    source = space.export_source(arch, spec)
-    assert imported_modules(source) <= {"__future__", "torch"}
-    case = ExportCase(source, space.export_state_dict(model), x, expected)
-    assert max_abs_differences({"net": case}, tmp_path)["net"] <= 1e-5
+
+@pytest.mark.parametrize(
+    "name", [n for n in SPACES if issubclass(get_space_class(n), WeightSharingSpace)]
+)
+@pytest.mark.parametrize(
+    "spec", contract.DEFAULT_SPECS, ids=lambda s: f"{s.in_channels}x{s.image_size}"
+)
+def test_extract_equals_active_supernet(name: str, spec: Any) -> None:
+    space = preset_space(name)
+    assert isinstance(space, WeightSharingSpace)
+    contract.check_extract_equals_active(space, spec)
+
+
+def test_extract_check_catches_a_child_that_differs() -> None:
+    """The check can fail: a supernet whose extract drops the last BN's shift is caught."""
+    space = preset_space("bignas")
+    assert isinstance(space, WeightSharingSpace)
+
+    class Broken(type(space)):  # type: ignore[misc]
+        def supernet(self, data: Any) -> Any:
+            net = super().supernet(data)
+            extract = net.extract
+
+            def broken(arch: Any) -> Any:
+                child = extract(arch)
+                last = [m for m in child.modules() if hasattr(m, "running_mean")][-1]
+                last.bias.data.add_(1.0)
+                return child
+
+            net.extract = broken
+            return net
+
+    with pytest.raises(AssertionError, match="extract differs by"):
+        contract.check_extract_equals_active(Broken(), contract.DEFAULT_SPECS[0])

@@ -6,18 +6,16 @@ Ctrl-C mid-write leaves the previous checkpoint in place. Reading goes through
 ``torch.load(weights_only=True)``, whose unpickler rebuilds tensors and containers
 only, so a tampered file cannot run anything.
 
-Imports torch on first use, so ``from nas.checkpoint import CheckpointError`` stays cheap.
+Imports torch on first use, so ``from nas.core.checkpoint import CheckpointError`` stays cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NasError
+from nas.core.errors import NasError
+from nas.core.files import atomic_write
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
 
@@ -29,9 +27,7 @@ class CheckpointError(NasError):
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically, creating parent folders.
 
-    The data goes to a temporary file in the same folder, is flushed to disk, and then
-    replaces ``path`` in one ``os.replace``; readers see the old file or the new one,
-    never a mix.
+    Readers see the old file or the new one, never a mix (``atomic_write``).
 
     Args:
         path: Where the checkpoint lives.
@@ -45,22 +41,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     # Checked up front: torch.save would happily pickle anything, and the mistake would
     # only surface at the next resume, as a "corrupt checkpoint".
     _check_plain(payload, "payload")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder, so os.replace is a rename within one file system (atomic on POSIX
-    # and Windows); a dot name keeps it out of casual listings.
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
             torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(path.parent)
+
+    atomic_write(Path(path), write)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -112,20 +98,6 @@ def _check_plain(value: object, where: str) -> None:
         f"Checkpoints hold tensors, numbers, strings, lists and dicts only, but "
         f"{where} is a {type(value).__name__}."
     )
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows cannot open folders, and the
-    # file's own fsync is the best it offers.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def entry(payload: dict[str, Any], key: str, kind: type, path: Path, *, remedy: str) -> Any:

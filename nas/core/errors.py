@@ -8,6 +8,7 @@ what to do next.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -18,9 +19,24 @@ class NasError(Exception):
 
 
 class ConfigError(NasError):
-    """A bad override, unknown key, or a value of the wrong type or range."""
+    """A bad override, unknown key, or a value of the wrong type or range.
+
+    ``key`` names the setting at fault where one does, so that a settings group can
+    qualify it (``dropout`` -> ``model.dropout``) with :meth:`in_group`.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def in_group(self, group: str) -> ConfigError:
+        """The same error with its key written as ``group.key``."""
+        message = str(self)
+        if self.key is not None:
+            message = re.sub(rf"\b{re.escape(self.key)}\b", f"{group}.{self.key}", message)
+        return ConfigError(message, key=f"{group}.{self.key}" if self.key else None)
 
 
 class DataError(NasError):
@@ -31,6 +47,19 @@ class DataError(NasError):
 
 class ArchitectureError(NasError):
     """An architecture value is malformed (for example read back from a database)."""
+
+
+class CapabilityError(NasError):
+    """A search space or evaluator was asked for something it declares it cannot do."""
+
+    exit_code = 2
+
+
+class CandidateRejected(NasError):
+    """An evaluator refuses a candidate by design (it failed a screening test).
+
+    The trial is recorded with the reason as a rejected candidate, never as a failure.
+    """
 
 
 class StudyError(NasError):

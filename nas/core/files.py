@@ -1,0 +1,46 @@
+"""Atomic, durable file writes: a crash or Ctrl-C leaves the old file or the new one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Create or replace ``path`` with what ``write(temporary_path)`` writes.
+
+    The temporary file sits in the same folder (a dot name keeps it out of casual
+    listings), so the final ``os.replace`` is a rename within one file system, atomic
+    on POSIX and Windows. File and folder are flushed to disk first, so the new file
+    survives a power loss once this returns. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        _fsync(temporary, os.O_RDONLY)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    _fsync(path.parent, os.O_RDONLY)
+
+
+def _fsync(target: Path, flags: int) -> None:
+    # A folder's fsync makes the rename itself durable on POSIX; Windows cannot open
+    # folders, and the file's own fsync is the best it offers.
+    try:
+        descriptor = os.open(target, flags)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,261 @@
+"""One trial's life: architecture, evaluation, outcome in the store.
+
+``run_trial`` samples and validates the architecture, stores it with the trial's seed,
+hands it to the evaluator through an :class:`OptunaTrialSession`, and tells the study
+the outcome, with a heartbeat running all along:
+
+* COMPLETE with the objectives read from the evaluator's metrics;
+* PRUNED when a pruner (or LC-PFN against cheaper trials) stopped it;
+* PRUNED with a ``rejected`` reason when the space or the evaluator refused the
+  candidate by design: an outcome, never a failure;
+* FAIL with an ``error`` for a user-caused error or an exhausted GPU (the search
+  counts these), or ``interrupted`` after Ctrl-C (retried by the next run).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas import store
+from nas.core.errors import ArchitectureError, CandidateRejected, NasError
+from nas.core.seeds import derive_seed
+
+if TYPE_CHECKING:
+    import optuna
+    from torch import nn
+
+    from evaluators.base import Evaluator
+    from nas.artifacts import Artifacts
+    from nas.config import SearchConfig
+    from nas.early_stopping import CurveStopper
+    from nas.progress import SearchReporter
+    from search_spaces.base import SearchSpace
+
+COSTS = {"params": "params", "flops": "flops", "latency": "latency_ms"}  # metric -> attribute
+
+
+@dataclass
+class TrialRules:
+    """What every trial of one search shares: objectives, budgets, stopping, storage."""
+
+    objectives: Sequence[str]
+    epochs: int
+    seed: int
+    keep_weights: bool
+    limits: Mapping[str, float | None]  # cost metric -> budget (None: no limit)
+    artifacts: Artifacts
+    reporter: SearchReporter
+    # Multi-objective LC-PFN stopping: Optuna's pruners take one objective only.
+    pareto_stopper: CurveStopper | None = None
+    startup_trials: int = 0
+
+    @classmethod
+    def from_config(
+        cls, config: SearchConfig, artifacts: Artifacts, reporter: SearchReporter
+    ) -> TrialRules:
+        stopper = None
+        if len(config.objectives) > 1 and config.pruner == "lcpfn":
+            from nas.strategies import create_curve_stopper
+
+            stopper = create_curve_stopper(config)
+        limits = config.constraints
+        return cls(
+            objectives=list(config.objectives),
+            epochs=config.epochs,
+            seed=config.seed,
+            keep_weights=config.keep_weights,
+            limits={
+                "flops": limits.max_flops,
+                "params": limits.max_params,
+                "latency": limits.max_latency_ms,
+            },
+            artifacts=artifacts,
+            reporter=reporter,
+            pareto_stopper=stopper,
+            startup_trials=config.lcpfn.startup_trials,
+        )
+
+    @property
+    def prunable(self) -> bool:
+        """Whether Optuna's report/should_prune apply (single-objective studies only)."""
+        return len(self.objectives) == 1
+
+
+@dataclass
+class OptunaTrialSession:
+    """``evaluators.base.TrialSession`` on an Optuna trial of the study store."""
+
+    trial: optuna.Trial
+    seed: int
+    rules: TrialRules
+    costs: dict[str, float] | None = None
+    curve: list[float] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return int(self.trial.number)
+
+    def report(self, epoch: int, epochs: int, accuracy: float) -> None:
+        import optuna
+
+        self.curve.append(accuracy)
+        self.trial.set_user_attr("curve", self.curve)
+        self.show(epoch, epochs, accuracy)
+        if self.rules.prunable:
+            self.trial.report(accuracy, epoch)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+        elif self._dominated():
+            raise optuna.TrialPruned(f"stopped after epoch {epoch}: dominated")
+
+    def show(self, epoch: int, epochs: int, accuracy: float) -> None:
+        self.rules.reporter.epoch(self.number, epoch, epochs, accuracy)
+
+    def step(self, step: int, steps: int) -> None:
+        self.rules.reporter.step(self.number, step, steps)
+
+    def record_costs(self, costs: Mapping[str, float]) -> None:
+        self.costs = {name: float(costs[name]) for name in COSTS if name in costs}
+        for name, value in self.costs.items():
+            self.trial.set_user_attr(COSTS[name], int(value) if name != "latency" else value)
+        limited = [(name, limit) for name, limit in self.rules.limits.items() if limit is not None]
+        missing = [name for name, _ in limited if name not in self.costs]
+        if missing:
+            raise NasError(
+                f"The evaluator measures no {', '.join(missing)}, which constraints.* limit; "
+                "drop those constraints or use an evaluator that measures them."
+            )
+        if limited:
+            self.trial.set_user_attr("constraint", [self.costs[n] - lim for n, lim in limited])
+
+    def keep_weights(self, model: nn.Module) -> None:
+        if not self.rules.keep_weights:
+            return
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{self.number}.safetensors"
+            save_file(tensors, str(path))
+            artifact_id = self.rules.artifacts.upload(self.trial, path)
+        self.trial.set_user_attr("weights", artifact_id)
+
+    def _dominated(self) -> bool:
+        """Whether cheaper-or-equal finished trials will most likely beat this one."""
+        from nas.early_stopping import finished_front, pareto_target
+
+        stopper, objectives = self.rules.pareto_stopper, self.rules.objectives
+        if stopper is None or self.costs is None:
+            return False
+        front = finished_front(self.trial.study, range(1, len(objectives)))
+        if len(front) < self.rules.startup_trials:
+            return False
+        own = [self.costs[name] for name in objectives[1:]]
+        target = pareto_target(own, front)
+        return stopper.should_stop(self.curve, self.rules.epochs, target)
+
+
+def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
+    """The trial's recorded seed (a retry keeps its first run's), else a derived one."""
+    stored = trial.user_attrs.get("seed")
+    if type(stored) is int and 0 <= stored < 2**32:
+        return stored
+    return derive_seed(base_seed, trial.number)
+
+
+def evaluate_trial(
+    trial: optuna.Trial, space: SearchSpace[Any], evaluator: Evaluator[Any], rules: TrialRules
+) -> list[float]:
+    """Sample, store and evaluate the trial's architecture; its objective values."""
+    seed = trial_seed(trial, rules.seed)
+    arch = space.sample(trial)
+    space.validate(arch)
+    described = space.describe(arch)
+    trial.set_user_attr("arch", space.encode(arch))
+    trial.set_user_attr("arch_str", described)
+    trial.set_user_attr("seed", seed)
+    rules.reporter.trial_started(trial.number, described, rules.epochs)
+    session = OptunaTrialSession(trial, seed, rules)
+    metrics = dict(evaluator.evaluate(arch, session))
+    if session.costs is None:  # the evaluator knew its costs only at the end
+        session.record_costs(metrics)
+    missing = [name for name in rules.objectives if name not in metrics]
+    if missing:
+        raise NasError(
+            f"evaluator={evaluator.name} gives no {', '.join(missing)}; it gives "
+            f"{', '.join(sorted(metrics))}. Choose objectives among those."
+        )
+    return [float(metrics[name]) for name in rules.objectives]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended, for the search loop and its display."""
+
+    state: str  # complete | pruned | rejected | failed | interrupted
+    message: str
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    space: SearchSpace[Any],
+    evaluator: Evaluator[Any],
+    rules: TrialRules,
+) -> TrialOutcome:
+    """Evaluate ``trial`` with a heartbeat and tell the study its outcome.
+
+    Raises:
+        BaseException: Anything but the outcomes above (a bug) after marking the trial
+            FAIL, so that no trial is left RUNNING.
+    """
+    import optuna
+
+    State = optuna.trial.TrialState
+    with store.Heartbeat(study, trial):
+        try:
+            values = evaluate_trial(trial, space, evaluator, rules)
+        except optuna.TrialPruned:
+            study.tell(trial, state=State.PRUNED)
+            return TrialOutcome("pruned", "pruned")
+        except (ArchitectureError, CandidateRejected) as error:
+            reason = _one_line(error)
+            trial.set_user_attr("rejected", reason)
+            study.tell(trial, state=State.PRUNED)
+            return TrialOutcome("rejected", f"rejected: {reason}")
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=State.FAIL)
+            return TrialOutcome("interrupted", "interrupted")
+        except BaseException as error:
+            if not _is_user_error(error):
+                study.tell(trial, state=State.FAIL)
+                raise
+            trial.set_user_attr("error", _one_line(error))
+            study.tell(trial, state=State.FAIL)
+            return TrialOutcome("failed", f"failed: {error}")
+    study.tell(trial, values)
+    summary = ", ".join(f"{n}={v:.4g}" for n, v in zip(rules.objectives, values, strict=True))
+    return TrialOutcome("complete", f"complete: {summary}")
+
+
+def _is_user_error(error: BaseException) -> bool:
+    """Errors a trial may end with without stopping the search at once."""
+    if isinstance(error, NasError):
+        return True
+    import sys
+
+    torch = sys.modules.get("torch")  # an exhausted GPU is only possible once torch runs
+    return torch is not None and isinstance(error, torch.OutOfMemoryError)
+
+
+def _one_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:500]
