@@ -47,7 +47,7 @@ class _TimingReporter(SilentReporter):
         self.loop_ended = 0.0
         self.finished: list[float] = []  # when each trial was told
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
         self.loop_started = time.perf_counter()
 
     def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:

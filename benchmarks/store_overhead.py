@@ -29,13 +29,14 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from _table import Column, print_table
 
-from nas.progress import SilentReporter
+from nas.progress import Best, SilentReporter
 
 VARIANTS = ("optuna", "nas", "nas+weights")
 ACCURACY = 0.5  # the stand-in training's validation accuracy, every epoch
@@ -48,7 +49,7 @@ class _TimingReporter(SilentReporter):
         self.loop_started = 0.0
         self.loop_ended = 0.0
 
-    def start(self, *, study: str, done: int, total: int, best: str) -> None:
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
         self.loop_started = time.perf_counter()
 
     def close(self) -> None:
@@ -60,6 +61,7 @@ def _instant_training(
     data: Any,
     settings: Any,
     *,
+    epochs: int,
     device: Any,
     seed: int,
     on_epoch: Callable[[Any], None] | None = None,
@@ -69,13 +71,13 @@ def _instant_training(
     from evaluators import EpochReport
 
     curve = []
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, epochs + 1):
         curve.append(ACCURACY)
         if on_epoch is not None:
             on_epoch(
                 EpochReport(
                     epoch=epoch,
-                    epochs=settings.epochs,
+                    epochs=epochs,
                     train_loss=0.0,
                     val_accuracy=ACCURACY,
                     seconds=0.0,
@@ -109,7 +111,7 @@ def _run_nas(
     url: str, artifacts: Path, study: str, args: argparse.Namespace, *, keep_weights: bool
 ) -> tuple[float, float]:
     """(setup seconds, trial-loop seconds) of one ``run_search``."""
-    import evaluators
+    import evaluators.standalone
     from nas.config import compose_search
     from nas.search import run_search
     from search_spaces.nasnet import NASNetSpace
@@ -118,7 +120,9 @@ def _run_nas(
     config = compose_search(overrides)
     reporter = _TimingReporter()
     with ExitStack() as stack:
-        stack.enter_context(mock.patch.object(evaluators, "train_standalone", _instant_training))
+        stack.enter_context(
+            mock.patch.object(evaluators.standalone, "train_standalone", _instant_training)
+        )
         stack.enter_context(mock.patch.object(NASNetSpace, "build", _tiny_build))
         started = time.perf_counter()
         outcome = run_search(config, reporter=reporter, echo=lambda *_: None)
@@ -146,7 +150,7 @@ def _run_optuna(url: str, study_name: str, args: argparse.Namespace) -> tuple[fl
     from nas.config import compose_search
     from search_spaces import create_space
 
-    space = create_space("nasnet", **compose_search([]).model)
+    space = create_space("nasnet", **asdict(compose_search([]).model))
     started = time.perf_counter()
     storage = optuna.storages.RDBStorage(url)
     study = optuna.create_study(

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nas.core.errors import ConfigError, NasError
+from nas.core.errors import NasError
+from nas.core.validation import check_number
 
 # Every child of every study is calibrated on the same batches, so that accuracies stay
 # comparable; deliberately not the trial seed.
@@ -65,8 +66,7 @@ def recalibrate_batch_norm(
         NasError: ``dataset`` is empty.
     """
     for name, value in (("batches", batches), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, but got {name}={value!r}.")
+        check_number(name, value, integer=True, low=1)
     norms = [
         module
         for module in model.modules()

@@ -23,7 +23,8 @@ USAGE = """\
 usage: nas COMMAND [key=value ...]
 
 commands:
-  spaces                          list the registered search spaces
+  spaces                          list the search spaces (built in and installed plug-ins)
+  evaluators                      list the evaluators (built in and installed plug-ins)
   search space=NAME [key=value]   run or resume a search (keys: nas/config.py SearchConfig);
                                   workers=K runs K local worker processes
   worker study=NAME [storage=URL] [device=cuda:0]
@@ -53,15 +54,33 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
+def _list_plugins(kind: str, names: Sequence[str], load: Callable[[str], type]) -> None:
+    """One line per name: the class's first docstring line, or why it does not load."""
+    for name in names:
+        try:
+            doc = load(name).__doc__ or ""
+        except ConfigError as error:  # a broken plug-in must not hide the others
+            print(f"{name:12s} (cannot load this {kind}: {error})")
+            continue
+        summary = doc.strip().splitlines()[0] if doc.strip() else ""
+        print(f"{name:12s} {summary}")
+
+
 def cmd_spaces(args: Sequence[str]) -> int:
     from search_spaces import get_space_class, list_spaces
 
     if args:
         raise ConfigError(f"'nas spaces' takes no arguments, got {' '.join(args)}.")
-    for name in list_spaces():
-        cls = get_space_class(name)
-        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name:12s} {summary}")
+    _list_plugins("search space", list_spaces(), get_space_class)
+    return 0
+
+
+def cmd_evaluators(args: Sequence[str]) -> int:
+    from evaluators import get_evaluator_class, list_evaluators
+
+    if args:
+        raise ConfigError(f"'nas evaluators' takes no arguments, got {' '.join(args)}.")
+    _list_plugins("evaluator", list_evaluators(), get_evaluator_class)
     return 0
 
 
@@ -185,6 +204,7 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "spaces": cmd_spaces,
+    "evaluators": cmd_evaluators,
     "search": cmd_search,
     "worker": cmd_worker,
     "studies": cmd_studies,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +32,7 @@ BACKENDS = ("local", "ray")
 RAY_SCHEDULERS = ("fifo", "asha")
 PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
+PRESET_PATH_ENV = "NAS_PRESET_PATH"  # folders of the user's own presets (os.pathsep-separated)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
@@ -61,6 +64,8 @@ class SearchConfig:
     """
 
     space: str = "nasnet"  # a registered space (`nas spaces`) or module:Class
+    # A preset over the space's own: a name in $NAS_PRESET_PATH or studies/, or a .yaml path.
+    preset: str | None = None
     study: str | None = None  # default: <space>-<dataset>
     storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     # Weights and checkpoints: a (shared) folder or s3://bucket/prefix; default:
@@ -126,11 +131,34 @@ ConfigT = TypeVar("ConfigT")
 
 
 def _preset(name: str) -> DictConfig | None:
+    """The preset ``name``: a ``.yaml`` path, or ``name.yaml`` in a folder of
+    ``$NAS_PRESET_PATH`` (searched first, in order) or in the ``studies`` package."""
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Preset file {path} does not exist.")
+        return _load_yaml(path.read_text(encoding="utf-8"), str(path))
+    folders = [f for f in os.environ.get(PRESET_PATH_ENV, "").split(os.pathsep) if f]
+    for folder in folders:
+        candidate = Path(folder).expanduser() / f"{name}.yaml"
+        if candidate.is_file():
+            return _load_yaml(candidate.read_text(encoding="utf-8"), str(candidate))
     resource = importlib.resources.files("studies").joinpath(f"{name}.yaml")
     if not resource.is_file():
         return None
-    loaded = OmegaConf.create(resource.read_text(encoding="utf-8"))
-    assert isinstance(loaded, DictConfig)
+    return _load_yaml(resource.read_text(encoding="utf-8"), f"studies/{name}.yaml")
+
+
+def _load_yaml(text: str, where: str) -> DictConfig:
+    import yaml  # OmegaConf's own YAML parser
+
+    try:
+        loaded = OmegaConf.create(text)
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"Preset {where} is not valid YAML: {first}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"Preset {where} must be a mapping of key: value.")
     return loaded
 
 
@@ -243,8 +271,8 @@ def search_schema(space: str, evaluator: str) -> type[SearchConfig]:
     required = evaluator_class.space_type
     if required is not None and not issubclass(space_class, required):
         raise ConfigError(
-            f"evaluator={evaluator} needs a {required.kind} space; space={space} is not one. "
-            "Use evaluator=standalone."
+            f"evaluator={evaluator} needs a {required.kind} space ({required.__name__}); "
+            f"space={space} is not one. Use evaluator=standalone."
         )
     groups: list[tuple[str, Any, Any]] = [
         ("model", space_class.Settings, field(default_factory=space_class.Settings))
@@ -272,10 +300,23 @@ def evaluator_settings(config: SearchConfig) -> Any:
 
 def compose_search(overrides: Sequence[str]) -> SearchConfig:
     """The full config of ``nas search``: the schema's defaults, the chosen space's preset
-    (``studies/<space>.yaml``), then ``overrides``."""
+    (``<space>.yaml`` in ``$NAS_PRESET_PATH`` or ``studies/``), the ``preset`` asked for,
+    then ``overrides``."""
     requested = parse_overrides(overrides)
     space = str(_chosen("space", [requested]))
-    layers = [p for p in (_preset(space),) if p is not None]
+    from search_spaces import get_space_class
+
+    # A plug-in named by module:Class finds its preset under its registered name.
+    layers = [p for p in (_preset(get_space_class(space).name),) if p is not None]
+    extra = _chosen("preset", [*layers, requested])
+    if extra is not None:
+        found = _preset(str(extra))
+        if found is None:
+            raise ConfigError(
+                f"No preset '{extra}' in $NAS_PRESET_PATH or studies/; give a name found "
+                "there or a path ending in .yaml."
+            )
+        layers.append(found)
     evaluator = str(_chosen("evaluator", [*layers, requested]))
     config = _merge(search_schema(space, evaluator), layers, requested)
     validate_search(config)

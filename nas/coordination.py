@@ -32,12 +32,29 @@ class Budget:
     waiting: int  # queued retries
 
 
+def _state_counts(study: optuna.Study, below_number: int | None = None) -> dict[str, int]:
+    """Trials by state: counted by the database on nas's storage (reading every trial
+    of a large study for each new one would grow with the study), else from the list."""
+    storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    counter = getattr(storage, "count_trials", None)
+    if counter is not None:
+        counts: dict[str, int] = counter(study._study_id, below_number=below_number)
+        return counts
+    counted: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        state = trial.state.name
+        ahead = below_number is None or state not in ("RUNNING", "WAITING")
+        if ahead or trial.number < below_number:  # type: ignore[operator]
+            counted[state] = counted.get(state, 0) + 1
+    return counted
+
+
 def budget(study: optuna.Study) -> Budget:
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    counts = _state_counts(study)
     return Budget(
-        finished=sum(s in FINISHED_STATES for s in states),
-        running=states.count("RUNNING"),
-        waiting=states.count("WAITING"),
+        finished=sum(counts.get(s, 0) for s in FINISHED_STATES),
+        running=counts.get("RUNNING", 0),
+        waiting=counts.get("WAITING", 0),
     )
 
 
@@ -59,13 +76,8 @@ def is_surplus(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
     of this one (finished, or running or queued with a smaller number) have the first
     claim, so exactly one of two racing workers learns it is one too many.
     """
-    ahead = 0
-    for other in study.get_trials(deepcopy=False):
-        state = other.state.name
-        if state in FINISHED_STATES or (
-            state in ("RUNNING", "WAITING") and other.number < trial.number
-        ):
-            ahead += 1
+    counts = _state_counts(study, below_number=trial.number)
+    ahead = sum(counts.get(s, 0) for s in (*FINISHED_STATES, "RUNNING", "WAITING"))
     return ahead >= trials
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.artifacts import Artifacts, checked_id, open_artifacts
-from nas.core.errors import StudyError
+from nas.core.errors import CapabilityError, StudyError
 from nas.core.files import atomic_write
 
 if TYPE_CHECKING:
@@ -108,6 +108,11 @@ def export_trial(
     from safetensors.torch import save_file
 
     space = store.read_space(study)
+    if not space.can("export"):
+        raise CapabilityError(
+            f"Search space '{study.user_attrs.get(store.ATTR_SPACE)}' exports no code "
+            "(it declares no 'export' capability); `nas show` lists its trials."
+        )
     spec = store.read_data_spec(study)
     trial = select_trial(study, which)
     arch = store.read_architecture(space, trial)

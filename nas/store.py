@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,21 +176,62 @@ def _use_write_ahead_log(db_file: Path) -> None:
         raise StudyError(f"Cannot open the SQLite store {db_file}: {error}") from None
 
 
+def write_trial_attrs(
+    trial: optuna.Trial, attrs: Mapping[str, Any], *, heartbeat: bool = False
+) -> None:
+    """Store several user attributes of a running trial at once (one commit on nas's own
+    storage; one per attribute on any other), plus its first heartbeat if asked."""
+    if not attrs and not heartbeat:
+        return
+    storage = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
+    batch = getattr(storage, "set_trial_user_attrs", None)
+    if batch is not None:
+        batch(trial._trial_id, dict(attrs), heartbeat=heartbeat)
+        trial._cached_frozen_trial.user_attrs.update(attrs)  # as trial.set_user_attr does
+        return
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    if heartbeat and hasattr(storage, "record_heartbeat"):
+        storage.record_heartbeat(trial._trial_id)
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    values: Sequence[float] | None = None,
+    state: optuna.trial.TrialState | None = None,
+) -> None:
+    """``study.tell`` without reading the finished trial back: Optuna's public ``tell``
+    returns a deep copy of it, one more database read per trial that nas never uses
+    (``study.optimize`` calls the same internal function)."""
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:  # another Optuna version: the public path
+        study.tell(trial, values, state=state)
+        return
+    _tell_with_warning(study=study, trial=trial, value_or_values=values, state=state)
+
+
 class Heartbeat:
     """Records a heartbeat for a running trial every heartbeat interval, in a thread.
 
     Optuna's ``study.optimize`` does this itself; the ask/tell loop of ``nas`` must. A
     heartbeat that fails (the database is away for a while) is retried at the next
-    beat: the trial counts as dead only after the grace period of silence.
+    beat: the trial counts as dead only after the grace period of silence. With
+    ``first_beat=False`` the first beat waits one interval: the caller records it with
+    the trial's first attributes (``write_trial_attrs(..., heartbeat=True)``).
     """
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
+    def __init__(
+        self, study: optuna.Study, trial: optuna.Trial, *, first_beat: bool = True
+    ) -> None:
         import threading
 
         self._storage: Any = study._storage  # Optuna exposes no public handle to it
         interval = getattr(self._storage, "get_heartbeat_interval", lambda: None)()
         self._interval = interval or 0
         self._trial_id = trial._trial_id
+        self._first_beat = first_beat  # False: the trial's first write records it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
 
@@ -199,6 +240,8 @@ class Heartbeat:
 
         from sqlalchemy.exc import SQLAlchemyError
 
+        if not self._first_beat and self._stop.wait(self._interval):
+            return
         while True:
             # A failed beat is retried at the next one; the grace period covers outages.
             with contextlib.suppress(SQLAlchemyError):

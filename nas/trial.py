@@ -87,13 +87,23 @@ class TrialRules:
 
 @dataclass
 class OptunaTrialSession:
-    """``evaluators.base.TrialSession`` on an Optuna trial of the study store."""
+    """``evaluators.base.TrialSession`` on an Optuna trial of the study store.
+
+    Attributes are written in batches (one commit each): costs wait for the next epoch's
+    curve, or for ``flush`` before the study is told the outcome.
+    """
 
     trial: optuna.Trial
     seed: int
     rules: TrialRules
     costs: dict[str, float] | None = None
     curve: list[float] = field(default_factory=list)
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        """Write the attributes not yet stored."""
+        store.write_trial_attrs(self.trial, self.pending)
+        self.pending = {}
 
     @property
     def number(self) -> int:
@@ -103,7 +113,8 @@ class OptunaTrialSession:
         import optuna
 
         self.curve.append(accuracy)
-        self.trial.set_user_attr("curve", self.curve)
+        self.pending["curve"] = self.curve
+        self.flush()
         self.show(epoch, epochs, accuracy)
         if self.rules.prunable:
             self.trial.report(accuracy, epoch)
@@ -121,7 +132,7 @@ class OptunaTrialSession:
     def record_costs(self, costs: Mapping[str, float]) -> None:
         self.costs = {name: float(costs[name]) for name in COSTS if name in costs}
         for name, value in self.costs.items():
-            self.trial.set_user_attr(COSTS[name], int(value) if name != "latency" else value)
+            self.pending[COSTS[name]] = int(value) if name != "latency" else value
         limited = [(name, limit) for name, limit in self.rules.limits.items() if limit is not None]
         missing = [name for name, _ in limited if name not in self.costs]
         if missing:
@@ -130,7 +141,7 @@ class OptunaTrialSession:
                 "drop those constraints or use an evaluator that measures them."
             )
         if limited:
-            self.trial.set_user_attr("constraint", [self.costs[n] - lim for n, lim in limited])
+            self.pending["constraint"] = [self.costs[n] - lim for n, lim in limited]
 
     def keep_weights(self, model: nn.Module) -> None:
         if not self.rules.keep_weights:
@@ -142,7 +153,7 @@ class OptunaTrialSession:
             path = Path(tmp) / f"trial-{self.number}.safetensors"
             save_file(tensors, str(path))
             artifact_id = self.rules.artifacts.upload(self.trial, path)
-        self.trial.set_user_attr("weights", artifact_id)
+        self.pending["weights"] = artifact_id
 
     def _dominated(self) -> bool:
         """Whether cheaper-or-equal finished trials will most likely beat this one."""
@@ -168,18 +179,17 @@ def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
 
 
 def evaluate_trial(
-    trial: optuna.Trial, space: SearchSpace[Any], evaluator: Evaluator[Any], rules: TrialRules
+    session: OptunaTrialSession, space: SearchSpace[Any], evaluator: Evaluator[Any]
 ) -> list[float]:
-    """Sample, store and evaluate the trial's architecture; its objective values."""
-    seed = trial_seed(trial, rules.seed)
+    """Sample, store and evaluate the session's architecture; its objective values."""
+    trial, rules = session.trial, session.rules
     arch = space.sample(trial)
     space.validate(arch)
     described = space.describe(arch)
-    trial.set_user_attr("arch", space.encode(arch))
-    trial.set_user_attr("arch_str", described)
-    trial.set_user_attr("seed", seed)
+    # One commit, which also records the trial's first heartbeat.
+    attrs = {"arch": space.encode(arch), "arch_str": described, "seed": session.seed}
+    store.write_trial_attrs(trial, attrs, heartbeat=True)
     rules.reporter.trial_started(trial.number, described, rules.epochs)
-    session = OptunaTrialSession(trial, seed, rules)
     metrics = dict(evaluator.evaluate(arch, session))
     if session.costs is None:  # the evaluator knew its costs only at the end
         session.record_costs(metrics)
@@ -220,29 +230,34 @@ def run_trial(
     import optuna
 
     State = optuna.trial.TrialState
-    with store.Heartbeat(study, trial):
+    session = OptunaTrialSession(trial, trial_seed(trial, rules.seed), rules)
+
+    def tell(state: Any, **attrs: Any) -> None:
+        session.pending.update(attrs)
+        session.flush()
+        store.tell(study, trial, state=state)
+
+    with store.Heartbeat(study, trial, first_beat=False):
         try:
-            values = evaluate_trial(trial, space, evaluator, rules)
+            values = evaluate_trial(session, space, evaluator)
         except optuna.TrialPruned:
-            study.tell(trial, state=State.PRUNED)
+            tell(State.PRUNED)
             return TrialOutcome("pruned", "pruned")
         except (ArchitectureError, CandidateRejected) as error:
             reason = _one_line(error)
-            trial.set_user_attr("rejected", reason)
-            study.tell(trial, state=State.PRUNED)
+            tell(State.PRUNED, rejected=reason)
             return TrialOutcome("rejected", f"rejected: {reason}")
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=State.FAIL)
+            tell(State.FAIL, interrupted=True)
             return TrialOutcome("interrupted", "interrupted")
         except BaseException as error:
             if not _is_user_error(error):
-                study.tell(trial, state=State.FAIL)
+                tell(State.FAIL)
                 raise
-            trial.set_user_attr("error", _one_line(error))
-            study.tell(trial, state=State.FAIL)
+            tell(State.FAIL, error=_one_line(error))
             return TrialOutcome("failed", f"failed: {error}")
-    study.tell(trial, values)
+        session.flush()
+    store.tell(study, trial, values)
     summary = ", ".join(f"{n}={v:.4g}" for n, v in zip(rules.objectives, values, strict=True))
     return TrialOutcome("complete", f"complete: {summary}")
 

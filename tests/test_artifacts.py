@@ -26,6 +26,8 @@ from nas.artifacts import (
 from nas.cli import main
 from nas.core.errors import ConfigError, StudyError
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 TINY_BIGNAS = ["space=bignas", "supernet.epochs=1", "supernet.calibration_batches=2", "trials=2"]
 BUCKET = "nas-test"
 

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # The scripts import their shared table printer as a sibling module, as when run directly.
 sys.path.insert(0, str(BENCHMARKS))
@@ -25,7 +27,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(900)
 def test_store_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("store_overhead").main(["--trials", "3", "--epochs", "1", "--repeats", "1"])
 
@@ -37,7 +39,7 @@ def test_store_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ms/trial" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(900)
 def test_standalone_throughput_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("standalone_throughput").main(["--trials", "1", "--epochs", "1"])
 
@@ -50,7 +52,7 @@ def test_standalone_throughput_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "nas/plain" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(900)
 def test_bignas_training_step_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("bignas_training_step").main(["--steps", "2", "--warmup", "1"])
 
@@ -63,7 +65,7 @@ def test_bignas_training_step_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "supernet ms" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(900)
 def test_bignas_ranking_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("bignas_ranking").main(
         ["--children", "3", "--supernet-epochs", "1", "--epochs-alone", "1"]
@@ -83,7 +85,7 @@ def test_bignas_ranking_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Kendall tau-b" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(900)
 def test_lcpfn_speed_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("lcpfn_speed").main(["--curves", "10", "--repeats", "1", "--sizes", "small"])
 
@@ -98,7 +100,7 @@ def test_lcpfn_speed_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "curves/s" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(900)
 def test_lcpfn_quality_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("lcpfn_quality").main(
         ["--curves", "50", "--calibration", "50", "--mcmc-curves", "2", "--steps", "40"]
@@ -122,7 +124,7 @@ def test_pow3_fit_recovers_a_power_law() -> None:
     np.testing.assert_allclose(quality.pow3_fit(prefix), expected, atol=2e-3)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(900)
 def test_early_stopping_replay_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("early_stopping_replay").main(
         ["--orders", "1", "--pruners", "none", "lcpfn", "--thresholds", "0.15"]
@@ -150,14 +152,14 @@ def _script(name: str, *args: str) -> str:
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=880,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_workers_throughput_runs() -> None:
     out = _script("workers_throughput", "--trials", "4", "--workers", "2", "--postgres", "")
 
@@ -168,7 +170,7 @@ def test_workers_throughput_runs() -> None:
     assert "trials/s" in out
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_ray_backend_overhead_runs() -> None:
     pytest.importorskip("ray.tune")
     out = _script("ray_backend_overhead", "--trials", "2", "--epochs", "1")
@@ -177,7 +179,7 @@ def test_ray_backend_overhead_runs() -> None:
     assert "s/trial" in out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(900)
 def test_bignas_gpu_runs_its_cpu_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     # The GPU rows need a GPU; the CPU baseline is the same code path.
     rows = _load("bignas_gpu").main(

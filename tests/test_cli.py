@@ -38,6 +38,7 @@ def test_spaces_lists_nasnet(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "nasnet" in out
 
 
+@pytest.mark.e2e
 def test_search_records_trials_and_resumes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH)
     assert code == 0, err
@@ -82,6 +83,7 @@ def test_search_records_trials_and_resumes(capsys: pytest.CaptureFixture[str]) -
     assert trials[2].user_attrs["seed"] not in {t.user_attrs["seed"] for t in trials[:2]}
 
 
+@pytest.mark.e2e
 def test_conflicting_resume_is_refused_and_nothing_lost(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "search", "space=nasnet", *TINY_SEARCH)[0] == 0
     code, _, err = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "epochs=3")
@@ -96,6 +98,7 @@ def test_conflicting_resume_is_refused_and_nothing_lost(capsys: pytest.CaptureFi
     assert code == 0 and "nasnet-digits" in out and "short" in out
 
 
+@pytest.mark.e2e
 def test_multi_objective_search_shows_pareto_front(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys,
@@ -116,6 +119,7 @@ def test_multi_objective_search_shows_pareto_front(capsys: pytest.CaptureFixture
     assert code == 0 and "Pareto front" in out
 
 
+@pytest.mark.e2e
 def test_pruned_trials_count_towards_the_budget(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,6 +134,7 @@ def test_pruned_trials_count_towards_the_budget(
     assert all(len(t.user_attrs["curve"]) == 1 for t in trials)
 
 
+@pytest.mark.e2e
 def test_export_matches_the_trained_model(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -171,6 +176,7 @@ def test_export_matches_the_trained_model(
     assert (actual - expected).abs().max().item() <= 1e-5
 
 
+@pytest.mark.e2e
 def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "search", "space=nasnet", *TINY_SEARCH)[0] == 0
     # Finished trials are read-only through Optuna: tamper with the database directly.
@@ -189,8 +195,8 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
     [
         (
             ["serch"],
-            "unknown command 'serch'. Commands: spaces, search, worker, studies, show, export, "
-            "lcpfn. Did you mean 'search'?",
+            "unknown command 'serch'. Commands: spaces, evaluators, search, worker, studies, "
+            "show, export, lcpfn. Did you mean 'search'?",
         ),
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
         (["show", "study=nope"], "No study 'nope' in the store"),
@@ -208,6 +214,7 @@ def test_bad_input_is_one_line_without_traceback(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) -> None:
     # Small batches make epochs long enough for the signal to land inside the trial.
     args = ["space=nasnet", *TINY_SEARCH, "epochs=4", "train.batch_size=16"]
@@ -234,6 +241,7 @@ def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) ->
     assert all(t.state.name != "RUNNING" for t in study.get_trials())
 
 
+@pytest.mark.e2e
 def test_timeout_stops_starting_new_trials(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "search", "space=nasnet", *TINY_SEARCH, "trials=5", "timeout=0.01")
     assert code == 0

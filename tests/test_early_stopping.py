@@ -108,6 +108,7 @@ def _search(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+@pytest.mark.e2e
 def test_single_objective_search_with_lcpfn_pruner(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _search(
         capsys,
@@ -129,6 +130,7 @@ def test_single_objective_search_with_lcpfn_pruner(capsys: pytest.CaptureFixture
             assert max(trial.user_attrs["curve"]) < best
 
 
+@pytest.mark.e2e
 def test_multi_objective_search_stops_only_dominated_trials(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

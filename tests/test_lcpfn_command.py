@@ -13,6 +13,8 @@ from evaluators.lcpfn import LCPFN, LCPFNConfig
 from nas.cli import main
 from nas.lcpfn_command import SIZES
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 ARGS = ["lcpfn", "train", "steps=4", "checkpoint_every=2", "batch_size=8", "out=m.safetensors"]
 
 

@@ -12,6 +12,8 @@ import sqlalchemy
 
 from tests.conftest import TINY_SEARCH
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 pytest.importorskip("ray.tune")
 
 

@@ -12,6 +12,8 @@ import sqlalchemy
 from nas.cli import main
 from tests.conftest import POSTGRES_ENV, TINY_SEARCH, start_worker, wait_for
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 
 def test_search_resume_show_export_on_each_backend(
     capsys: pytest.CaptureFixture[str], storage_url: str

@@ -14,6 +14,8 @@ from ray.tune.schedulers import TrialScheduler
 from nas.core.errors import ConfigError
 from nas.tune_scheduler import LCPFNScheduler
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 FINAL = 20
 LEADING = [min(0.99, 0.85 + 0.05 * e) for e in range(FINAL)]
 MEDIUM = [min(0.90, 0.5 + 0.05 * e) for e in range(FINAL)]

@@ -14,6 +14,8 @@ from nas.config import compose_search
 from nas.search import prepare_study
 from tests.conftest import TINY_SEARCH, start_worker, wait_for
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 
 def _study(url: str) -> optuna.Study:
     return optuna.load_study(study_name="nasnet-digits", storage=url)

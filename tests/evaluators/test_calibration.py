@@ -107,8 +107,16 @@ def test_modes_and_momenta_are_restored_and_dropout_stays_off() -> None:
 
 
 def test_model_without_batch_norm_is_left_alone() -> None:
+    """No BN layer: nothing to recalibrate, so no forward pass runs and nothing changes."""
     model = nn.Sequential(nn.Conv2d(3, 3, 1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls: list[int] = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    model.train()
     recalibrate_batch_norm(model, _images(4), device=CPU, batches=1, batch_size=4, seed=0)
+    assert calls == []
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_empty_dataset_and_bad_counts_are_refused() -> None:

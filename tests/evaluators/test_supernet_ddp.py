@@ -22,6 +22,8 @@ from nas.artifacts import checkpoint_path as supernet_checkpoint_path
 from nas.cli import main
 from nas.core.errors import ConfigError
 
+pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
+
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = Path(helper.__file__).resolve()
 # A hung collective fails the test instead of blocking the suite.

@@ -1,0 +1,101 @@
+"""Evaluators and presets from outside the platform: module:Class references, settings
+groups of their own, rejected candidates, the user's preset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from evaluators import get_evaluator_class, list_evaluators
+from nas import store
+from nas.cli import main
+from nas.config import compose_search
+from nas.core.errors import ConfigError
+
+REJECT = "tests._plugins:RejectOddTrials"
+NASNET = ["space=nasnet", "model.init_channels=4", "model.cells_per_stage=1"]
+
+
+def _study(tmp_path: Path, name: str) -> optuna.Study:
+    return store.load_study(store.open_storage(f"sqlite:///{tmp_path}/s.db"), name)
+
+
+def test_builtin_evaluators_are_listed_and_unknown_ones_suggest_a_match() -> None:
+    assert {"standalone", "supernet"} <= set(list_evaluators())
+    assert get_evaluator_class("supernet").settings_group == "supernet"
+    with pytest.raises(ConfigError, match="Did you mean 'supernet'"):
+        get_evaluator_class("supernett")
+
+
+def test_a_plugin_evaluator_brings_its_own_settings_group() -> None:
+    config = compose_search([*NASNET, f"evaluator={REJECT}", "scoring.score=0.75"])
+    assert config.scoring.score == 0.75  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"scoring\.score must be a number >= 0 and <= 1"):
+        compose_search([*NASNET, f"evaluator={REJECT}", "scoring.score=2"])
+    with pytest.raises(ConfigError, match=r"Unknown key 'train'\. Allowed keys: space"):
+        compose_search([*NASNET, f"evaluator={REJECT}", "train.lr=0.1"])
+
+
+@pytest.mark.e2e
+def test_rejected_candidates_are_outcomes_not_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Eleven trials, five of them rejected: the study is not stopped as five failures in
+    a row would stop it, and `nas show` gives the reasons."""
+    args = [*NASNET, f"evaluator={REJECT}", "trials=11", f"storage=sqlite:///{tmp_path}/s.db"]
+    assert main(["search", *args, "study=rej", "objectives=[accuracy,params]"]) == 0
+    trials = _study(tmp_path, "rej").get_trials()
+    assert len(trials) == 11
+    rejected = [t for t in trials if "rejected" in t.user_attrs]
+    assert [t.number for t in rejected] == [1, 3, 5, 7, 9]
+    assert all(t.state.name == "PRUNED" for t in rejected)
+    assert rejected[0].user_attrs["rejected"] == "trial 1 is odd"
+    assert all(t.values == [0.5, 1000 + t.number] for t in trials if t.number % 2 == 0)
+    capsys.readouterr()
+    assert main(["show", "study=rej", f"storage=sqlite:///{tmp_path}/s.db"]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 6 complete, 5 rejected (1x trial 1 is odd;" in out
+
+
+def test_five_real_failures_in_a_row_stop_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*NASNET, "evaluator=tests._plugins:AlwaysFails", "trials=20"]
+    assert main(["search", *args, f"storage=sqlite:///{tmp_path}/s.db"]) == 2
+    err = capsys.readouterr().err
+    assert "5 trials failed in a row; last error: the lookup server is down" in err
+    trials = _study(tmp_path, "nasnet-digits").get_trials()
+    assert [t.user_attrs["error"] for t in trials] == ["the lookup server is down"] * 5
+
+
+def test_a_plugin_evaluator_needs_no_data_and_records_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_data(*_: object, **__: object) -> None:
+        raise AssertionError("the data set was loaded for an evaluator without data")
+
+    monkeypatch.setattr("nas.data._load.load_dataset", no_data)
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert main(["search", *NASNET, f"evaluator={REJECT}", "trials=2", f"storage={url}"]) == 0
+    study = _study(tmp_path, "nasnet-digits")
+    assert study.user_attrs[store.ATTR_IDENTITY]["evaluator"] == REJECT
+    assert study.user_attrs[store.ATTR_IDENTITY]["scoring"] == {"score": 0.5}
+
+
+def test_presets_from_the_users_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "nasnet.yaml").write_text("trials: 7\nmodel:\n  init_channels: 6\n")
+    (folder / "quick.yaml").write_text("epochs: 1\n")
+    monkeypatch.setenv("NAS_PRESET_PATH", str(folder))
+    config = compose_search(["space=nasnet", "preset=quick"])
+    assert (config.trials, config.model.init_channels, config.epochs) == (7, 6, 1)
+    (tmp_path / "mine.yaml").write_text("epochs: 5\n")
+    assert compose_search([f"preset={tmp_path / 'mine.yaml'}"]).epochs == 5
+    with pytest.raises(ConfigError, match="No preset 'nope'"):
+        compose_search(["preset=nope"])
+    (tmp_path / "bad.yaml").write_text("epochs: [1\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        compose_search([f"preset={tmp_path / 'bad.yaml'}"])
