@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
@@ -33,17 +32,24 @@ from evaluators._supernet_state import make_fingerprint, restore, snapshot
 from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_batch_norm
 from evaluators.distributed import DataParallelContext, all_reduce_
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
+from evaluators.supernet_steps import (
+    ChildSchedule,
+    OptimizerFactory,
+    SandwichRule,
+    ScheduleFactory,
+    StepContext,
+    nesterov_sgd,
+)
 from nas.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nas.core.errors import NasError
-from nas.core.random_trial import RandomTrial
 from nas.core.seeds import derive_seed
 from nas.core.validation import check_number
+from search_spaces.base import check_supernet
 
 if TYPE_CHECKING:
-    import optuna
 
     from nas.data import DatasetSplits
-    from search_spaces.base import WeightSharingSpace
+    from search_spaces.base import Supernet, WeightSharingSpace
 
 ArchT = TypeVar("ArchT")
 # As in stand-alone training: losses stay on the device and are checked this often,
@@ -146,16 +152,6 @@ class SupernetEpochReport:
 _REPORT_KEYS = tuple(field.name for field in fields(SupernetEpochReport) if field.name != "resumed")
 
 
-class _Supernet(Protocol):
-    """The methods ``WeightSharingSpace.supernet`` promises, for the type checker."""
-
-    def set_active(self, arch: Any) -> None: ...
-
-    def set_regularization(self, *, dropout: float, drop_connect: float) -> None: ...
-
-    def extract(self, arch: Any) -> nn.Module: ...
-
-
 def supernet_learning_rate(settings: SupernetSettings, step: int, steps_per_epoch: int) -> float:
     """The learning rate of global step ``step`` (counted from 0).
 
@@ -185,8 +181,15 @@ def train_supernet(
     on_step: Callable[[int, int], None] | None = None,
     parallel: DataParallelContext | None = None,
     resume_only: bool = False,
+    schedule: ScheduleFactory = SandwichRule,
+    make_optimizer: OptimizerFactory = nesterov_sgd,
 ) -> list[SupernetEpochReport]:
     """Train ``supernet`` with the sandwich rule and inplace distillation; resume if possible.
+
+    Which children train on each batch, and how (``schedule``: the sandwich rule by
+    default), and the optimizer (``make_optimizer``: Nesterov SGD, decay through the loss)
+    are injected, so another weight-sharing recipe reuses this loop, its checkpoints,
+    exact resume and data parallelism (see ``evaluators.supernet_steps``).
 
     Each step, on one batch: the biggest child, with dropout and drop-connect, learns
     the labels (label-smoothed cross-entropy plus the weight-decay penalty); then,
@@ -220,6 +223,8 @@ def train_supernet(
             default: training alone.
         resume_only: Only load a finished checkpoint (a worker's copy of a supernet
             trained elsewhere); one holding fewer epochs is refused, never trained on.
+        schedule: Builds the per-batch step from a ``StepContext``.
+        make_optimizer: Builds the optimizer from the parameters and settings.
 
     Data parallel (``parallel.world_size`` W > 1, the default process group initialised,
     e.g. by ``evaluators.distributed.init_from_torchrun``): W processes together compute
@@ -246,7 +251,7 @@ def train_supernet(
             from other settings, seed, space or data.
         NasError: The training set is empty.
     """
-    net = _contract(supernet)
+    net = check_supernet(supernet)
     parallel = parallel or DataParallelContext()
     checkpoint = Path(checkpoint)
     largest, smallest = space.largest(), space.smallest()
@@ -257,16 +262,16 @@ def train_supernet(
     if steps_per_epoch == 0:
         raise NasError("Cannot train a supernet on an empty training set; add examples.")
     supernet.to(device)
-    # Decay comes from the explicit L2 term in the biggest child's loss, not from here.
-    optimizer = torch.optim.SGD(
-        supernet.parameters(),
-        lr=settings.lr,
-        momentum=settings.momentum,
-        nesterov=settings.momentum > 0,
-        weight_decay=0.0,
-    )
+    optimizer = make_optimizer(list(supernet.parameters()), settings)
     children = np.random.default_rng([seed, _CHILD_STREAM])
     fingerprint = make_fingerprint(space, data, settings, seed)
+    # The default recipe leaves no mark, so that earlier checkpoints still load.
+    for key, default, used in (
+        ("schedule", SandwichRule, schedule),
+        ("optimizer", nesterov_sgd, make_optimizer),
+    ):
+        if used is not default:
+            fingerprint[key] = getattr(used, "__qualname__", repr(used))
     torch.manual_seed(seed)
     reports: list[SupernetEpochReport] = []
     if checkpoint.exists():
@@ -316,8 +321,8 @@ def train_supernet(
         )
         if callable(sync_batch_norm):
             sync_batch_norm(True)
-    sandwich = _Sandwich(space, net, module, settings, params, largest, smallest, children)
-    epoch_loop = _EpochLoop(loader, optimizer, sandwich, params, settings, num_train, parallel)
+    child_step = schedule(StepContext(space, net, module, settings, params, children))
+    epoch_loop = _EpochLoop(loader, optimizer, child_step, params, settings, num_train, parallel)
     try:
         for epoch in range(len(reports) + 1, settings.epochs + 1):
             started = time.perf_counter()
@@ -418,13 +423,13 @@ class _EpochLoop:
         self,
         loader: DataLoader[Any],
         optimizer: torch.optim.Optimizer,
-        sandwich: _Sandwich,
+        child_step: ChildSchedule,
         params: list[nn.Parameter],
         settings: SupernetSettings,
         num_train: int,
         parallel: DataParallelContext,
     ) -> None:
-        self._loader, self._optimizer, self._sandwich = loader, optimizer, sandwich
+        self._loader, self._optimizer, self._child_step = loader, optimizer, child_step
         self._params, self._settings = params, settings
         self._num_train, self._parallel = num_train, parallel
 
@@ -448,7 +453,7 @@ class _EpochLoop:
             global_batch = min(batch_size, self._num_train - (step - 1) * batch_size)
             scale = parallel.world_size / global_batch if parallel.distributed else None
             optimizer.zero_grad(set_to_none=True)
-            step_losses[step - 1] = self._sandwich.step(inputs, targets, scale)
+            step_losses[step - 1] = self._child_step.step(inputs, targets, scale)
             if settings.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self._params, settings.grad_clip)
             optimizer.step()
@@ -464,80 +469,6 @@ class _EpochLoop:
             if on_step is not None:
                 on_step(step, steps_per_epoch)
         return float(step_losses.sum()) / max(examples, 1), lr
-
-
-class _Sandwich:
-    """One sandwich-rule step: gradients of every child of the step, accumulated."""
-
-    def __init__(
-        self,
-        space: WeightSharingSpace[Any],
-        net: _Supernet,
-        module: nn.Module,
-        settings: SupernetSettings,
-        params: list[nn.Parameter],
-        largest: Any,
-        smallest: Any,
-        rng: np.random.Generator,
-    ) -> None:
-        self._space, self._net, self._module = space, net, module
-        self._settings, self._params = settings, params
-        self._largest, self._smallest, self._rng = largest, smallest, rng
-        self._criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-
-    def step(
-        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float | None = None
-    ) -> torch.Tensor:
-        """Backpropagate every child's loss; return their detached sum times the batch size.
-
-        ``scale`` None: each loss is the batch mean. Otherwise (data parallel) each is the
-        sum over this rank's examples times ``scale`` (W / global batch), so that the
-        ranks' average gradient is the global batch's mean gradient; a sum is also
-        defined for an empty share.
-        """
-        settings = self._settings
-        self._net.set_active(self._largest)
-        self._net.set_regularization(dropout=settings.dropout, drop_connect=settings.drop_connect)
-        logits = self._module(inputs)  # (B, classes)
-        if scale is None:
-            loss = self._criterion(logits, targets)
-            total = loss.detach()
-        else:
-            summed = F.cross_entropy(
-                logits, targets, label_smoothing=settings.label_smoothing, reduction="sum"
-            )
-            total, loss = summed.detach(), summed * scale
-        if settings.weight_decay > 0:
-            # Half the squared norm, so that the gradient is weight_decay * w as with SGD's
-            # own weight_decay; through this loss only, so only the biggest child decays.
-            penalty = sum(parameter.pow(2).sum() for parameter in self._params)
-            loss = loss + 0.5 * settings.weight_decay * penalty
-        loss.backward()
-        teacher = logits.detach().softmax(dim=1)  # (B, classes)
-        # BigNAS regularises only the biggest child: the small ones tend to underfit.
-        self._net.set_regularization(dropout=0.0, drop_connect=0.0)
-        # The space draws no randomness itself: RandomTrial answers its suggest_* calls
-        # from the seeded generator (duck-typed, hence the cast).
-        others = [self._smallest] + [
-            self._space.sample(cast("optuna.trial.BaseTrial", RandomTrial(self._rng)))
-            for _ in range(settings.random_children)
-        ]
-        for arch in others:
-            self._net.set_active(arch)
-            child = F.log_softmax(self._module(inputs), dim=1)
-            # KL(teacher || child): the soft cross-entropy minus the teacher's constant entropy.
-            if scale is None:
-                distillation = F.kl_div(child, teacher, reduction="batchmean")
-                distillation.backward()
-                total = total + distillation.detach()
-            else:
-                summed = F.kl_div(child, teacher, reduction="sum")
-                (summed * scale).backward()
-                total = total + summed.detach()
-        # Every child's backward through DistributedDataParallel averages the gradients
-        # (no no_sync): what earlier children accumulated is equal on every rank already,
-        # so averaging old + new gives old + the average of new.
-        return total * targets.shape[0] if scale is None else total
 
 
 def inherited_accuracy(
@@ -558,7 +489,7 @@ def inherited_accuracy(
 
 
 def _validate(
-    net: _Supernet, arch: Any, data: DatasetSplits, settings: SupernetSettings, device: torch.device
+    net: Supernet, arch: Any, data: DatasetSplits, settings: SupernetSettings, device: torch.device
 ) -> float:
     # Extracting may build a module (random initialisation); it must not shift the random
     # stream that training continues from.
@@ -583,20 +514,6 @@ def _check_finite(step_losses: torch.Tensor, epoch: int, settings: SupernetSetti
             f"Supernet training loss became {value} at epoch {epoch} step "
             f"{step}; lower lr={settings.lr:g}{hint}."
         )
-
-
-def _contract(supernet: nn.Module) -> _Supernet:
-    missing = [
-        name
-        for name in ("set_active", "set_regularization", "extract")
-        if not callable(getattr(supernet, name, None))
-    ]
-    if missing:
-        raise TypeError(
-            f"{type(supernet).__name__} is not a supernet: it lacks "
-            f"{', '.join(missing)} (see WeightSharingSpace.supernet)."
-        )
-    return cast(_Supernet, supernet)
 
 
 def _plain(report: SupernetEpochReport) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from evaluators.supernet import (
     inherited_accuracy,
     train_supernet,
 )
-from search_spaces.base import WeightSharingSpace
+from search_spaces.base import WeightSharingSpace, check_supernet
 
 if TYPE_CHECKING:
     from torch import nn
@@ -117,7 +117,7 @@ class SupernetEvaluator(Evaluator[SupernetSettings]):
 
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
         context = self.context
-        child = self.supernet.extract(arch)  # type: ignore[operator]
+        child = check_supernet(self.supernet).extract(arch)
         costs = deployment_costs(context.space, child, context.data.spec, context.device)
         trial.record_costs(costs)
         accuracy = inherited_accuracy(

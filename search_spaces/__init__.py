@@ -16,12 +16,14 @@ from typing import Any
 
 from nas.core.dataspec import DataSpec
 from nas.core.registry import Registry
-from search_spaces.base import SearchSpace, WeightSharingSpace
+from search_spaces.base import SearchSpace, Supernet, WeightSharingSpace, check_supernet
 
 __all__ = [
     "DataSpec",
     "SearchSpace",
+    "Supernet",
     "WeightSharingSpace",
+    "check_supernet",
     "create_space",
     "get_space_class",
     "list_spaces",

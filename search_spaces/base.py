@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 from nas.core.dataspec import DataSpec
 from nas.core.errors import CapabilityError
@@ -105,16 +114,51 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         return dict(model.state_dict())
 
 
+@runtime_checkable
+class Supernet(Protocol):
+    """What a weight-sharing space's supernet offers its trainer and evaluator.
+
+    ``set_regularization`` takes rates by name (``dropout=..., drop_connect=...``): the
+    ones a supernet knows; a trainer passes the rates its settings hold. Optionally a
+    supernet has ``set_batch_norm_sync(enabled)`` (see ``WeightSharingSpace``).
+    """
+
+    def set_active(self, arch: Any) -> None:
+        """Later forward passes run the child ``arch``."""
+
+    def set_regularization(self, **rates: float) -> None:
+        """Regularisation of the active child, by name (0 switches one off)."""
+
+    def extract(self, arch: Any) -> nn.Module:
+        """A static module holding copies of the child's weights and buffers."""
+
+
+def check_supernet(module: object) -> Supernet:
+    """``module`` as a :class:`Supernet`; ``TypeError`` naming what it lacks."""
+    missing = [
+        name
+        for name in ("set_active", "set_regularization", "extract")
+        if not callable(getattr(module, name, None))
+    ]
+    if missing:
+        raise TypeError(
+            f"{type(module).__name__} is not a supernet: it lacks {', '.join(missing)} "
+            "(see search_spaces.base.Supernet)."
+        )
+    return cast(Supernet, module)
+
+
 class WeightSharingSpace(SearchSpace[ArchT]):
     """A space whose architectures are children of one supernet with shared weights.
 
     Contract (in addition to :class:`SearchSpace`):
-        * ``supernet(data)`` returns a module with ``set_active(arch)`` (later forwards run
-          the child ``arch``), ``set_regularization(dropout=..., drop_connect=...)`` and
-          ``extract(arch)``: a static module (the same structure as ``build(arch, data)``)
-          holding copies of the child's weights and BN buffers, whose outputs equal the
-          active supernet's. Optionally ``set_batch_norm_sync(enabled)``: BN in training
-          mode then uses statistics over every data-parallel process (see
+        * ``supernet(data)`` returns a module that is a :class:`Supernet`: ``set_active``,
+          ``set_regularization`` (rates by name) and ``extract(arch)``: a static module
+          (the same structure as ``build(arch, data)``) holding copies of the child's
+          weights and BN buffers, whose outputs equal the active supernet's (the contract
+          suite checks this: ``search_spaces.contract.check_extract_equals_active``).
+          Optionally ``set_batch_norm_sync(enabled)``: BN in training mode then uses
+          statistics over every data-parallel process (see
           ``search_spaces.sync_batch_norm``); without it, data-parallel training
           normalises each process's share of the batch on its own.
         * ``largest()`` / ``smallest()`` are the biggest and smallest children (the

@@ -20,7 +20,7 @@ from typing import Any
 
 from nas.core.dataspec import DataSpec
 from nas.core.errors import ArchitectureError
-from search_spaces.base import SearchSpace, WeightSharingSpace
+from search_spaces.base import SearchSpace, WeightSharingSpace, check_supernet
 
 DEFAULT_SPECS = (
     DataSpec(in_channels=1, num_classes=10, image_size=8),
@@ -116,22 +116,23 @@ def check_extract_equals_active(space: WeightSharingSpace[Any], spec: DataSpec) 
 
     torch.manual_seed(0)
     archs = [space.largest(), space.smallest(), *sampled(space, 3, seed=5)]
-    supernet = space.supernet(spec)
+    module = space.supernet(spec)
+    supernet = check_supernet(module)
     with torch.no_grad():
-        for parameter in supernet.parameters():
+        for parameter in module.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-        supernet.train()
+        module.train()
         for arch in archs:
-            supernet.set_active(arch)  # type: ignore[operator]
-            supernet(torch.randn(spec.input_shape(16)))
-    supernet.eval()
+            supernet.set_active(arch)
+            module(torch.randn(spec.input_shape(16)))
+    module.eval()
     x = torch.randn(spec.input_shape(2))
     for arch in archs:
-        supernet.set_active(arch)  # type: ignore[operator]
-        child = supernet.extract(arch)  # type: ignore[operator]
+        supernet.set_active(arch)
+        child = supernet.extract(arch)
         child.eval()
         with torch.no_grad():
-            difference = (supernet(x) - child(x)).abs().max().item()
+            difference = (module(x) - child(x)).abs().max().item()
         assert difference <= 1e-5, f"{space.describe(arch)}: extract differs by {difference}"
 
 

@@ -177,7 +177,7 @@ def test_a_worker_elsewhere_evaluates_the_supernet_from_the_bucket(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a worker must not train the supernet")
 
-    monkeypatch.setattr("evaluators.supernet._Sandwich.step", no_training)
+    monkeypatch.setattr("evaluators.supernet_steps.SandwichRule.step", no_training)
     capsys.readouterr()
     assert main(["worker", "study=bignas-digits", f"storage={url}"]) == 0
     assert "4 trials finished" in capsys.readouterr().out

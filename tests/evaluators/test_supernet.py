@@ -602,3 +602,57 @@ def test_settings_edge_values_are_accepted() -> None:
         drop_connect=0.0,
     )
     assert settings.as_dict()["lr_decay"] == 1.0
+
+
+class _LargestOnly:
+    """A recipe other than the sandwich rule: the biggest child alone learns the labels."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.steps = 0
+
+    def step(
+        self, inputs: torch.Tensor, targets: torch.Tensor, scale: float | None = None
+    ) -> torch.Tensor:
+        self.steps += 1
+        self.context.net.set_active(self.context.space.largest())
+        loss = F.cross_entropy(self.context.module(inputs), targets)
+        loss.backward()
+        return loss.detach() * targets.shape[0]
+
+
+def _adamw(params: list[nn.Parameter], settings: SupernetSettings) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=1e-3)
+
+
+def test_the_child_schedule_and_optimizer_are_injected(
+    small: DatasetSplits, tmp_path: Path
+) -> None:
+    """Another recipe reuses the loop: its schedule builds each step, its optimizer steps,
+    and a checkpoint of one recipe is refused by another."""
+    schedules: list[_LargestOnly] = []
+
+    def largest_only(context: Any) -> _LargestOnly:
+        schedules.append(_LargestOnly(context))
+        return schedules[-1]
+
+    settings = replace(QUICK, epochs=1)
+    custom = _supernet()
+    train_supernet(
+        SPACE, custom, small, settings, device=CPU, seed=0,
+        checkpoint=tmp_path / "custom.ckpt", schedule=largest_only, make_optimizer=_adamw,
+    )  # fmt: skip
+    steps_per_epoch = math.ceil(len(small.train) / settings.batch_size)  # type: ignore[arg-type]
+    assert [s.steps for s in schedules] == [steps_per_epoch]
+    optimizer_state = load_checkpoint(tmp_path / "custom.ckpt")["optimizer"]["state"]
+    assert all("exp_avg" in state for state in optimizer_state.values())  # AdamW's moments
+    sandwich = _supernet()
+    train_supernet(
+        SPACE, sandwich, small, settings, device=CPU, seed=0, checkpoint=tmp_path / "s.ckpt"
+    )
+    assert not torch.equal(next(custom.parameters()), next(sandwich.parameters()))
+    with pytest.raises(CheckpointError, match="schedule"):
+        train_supernet(
+            SPACE, _supernet(), small, settings, device=CPU, seed=0,
+            checkpoint=tmp_path / "custom.ckpt", make_optimizer=_adamw,
+        )  # fmt: skip
