@@ -146,7 +146,8 @@ class Evaluator(abc.ABC, Generic[SettingsT]):
 
     Subclasses set ``name``, ``settings_group`` and ``Settings`` (a dataclass whose
     fields all have defaults; ``nas.core.settings.NoSettings`` for none). ``prepare`` runs
-    once per process before any trial; ``evaluate`` once per trial.
+    once per process before any trial; ``evaluate`` once per trial, on the architecture
+    the strategy sampled or, with ``derives_architecture``, on the one ``derive`` found.
 
     Contract:
         * ``evaluate`` returns ``accuracy`` (a fraction, higher is better) and the costs
@@ -168,6 +169,9 @@ class Evaluator(abc.ABC, Generic[SettingsT]):
     needs_data: ClassVar[bool] = True
     # Whether ``prepare`` can run data-parallel under torchrun.
     data_parallel: ClassVar[bool] = False
+    # Whether the evaluator derives each trial's architecture itself (a search by
+    # gradient) instead of scoring the one the strategy sampled; see ``derive``.
+    derives_architecture: ClassVar[bool] = False
     # Where ``prepare`` records its results on the study (``nas show`` prints them).
     summary_attr: ClassVar[str | None] = None
 
@@ -187,6 +191,17 @@ class Evaluator(abc.ABC, Generic[SettingsT]):
 
     def prepare(self) -> None:
         """Work done once before the first trial (train a supernet, a teacher...)."""
+
+    def derive(self, trial: TrialSession, suggest: Any) -> Any:
+        """The trial's architecture, found by the evaluator's own search (for example by
+        learning a ``DifferentiableSpace``'s architecture parameters, in this trial or
+        once per study in ``prepare``); only with ``derives_architecture``.
+
+        ``suggest`` is the Optuna trial, for settings a strategy may tune per trial
+        (``suggest.suggest_float("flops_ratio", ...)``); the result is validated and
+        stored as the trial's architecture, then scored by ``evaluate``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no derive().")
 
     @abc.abstractmethod
     def evaluate(self, arch: Any, trial: TrialSession) -> Mapping[str, float]:

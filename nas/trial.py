@@ -181,9 +181,15 @@ def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
 def evaluate_trial(
     session: OptunaTrialSession, space: SearchSpace[Any], evaluator: Evaluator[Any]
 ) -> list[float]:
-    """Sample, store and evaluate the session's architecture; its objective values."""
+    """Sample (or let the evaluator derive), store and evaluate the session's
+    architecture; its objective values."""
     trial, rules = session.trial, session.rules
-    arch = space.sample(trial)
+    if type(evaluator).derives_architecture:
+        # The search may take long: its seed is stored (with a heartbeat) before it runs.
+        store.write_trial_attrs(trial, {"seed": session.seed}, heartbeat=True)
+        arch = evaluator.derive(session, trial)
+    else:
+        arch = space.sample(trial)
     space.validate(arch)
     described = space.describe(arch)
     # One commit, which also records the trial's first heartbeat.

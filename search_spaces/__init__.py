@@ -16,10 +16,19 @@ from typing import Any
 
 from nas.core.dataspec import DataSpec
 from nas.core.registry import Registry
-from search_spaces.base import SearchSpace, Supernet, WeightSharingSpace, check_supernet
+from search_spaces.base import (
+    DifferentiableSpace,
+    DifferentiableSupernet,
+    SearchSpace,
+    Supernet,
+    WeightSharingSpace,
+    check_supernet,
+)
 
 __all__ = [
     "DataSpec",
+    "DifferentiableSpace",
+    "DifferentiableSupernet",
     "SearchSpace",
     "Supernet",
     "WeightSharingSpace",

@@ -133,6 +133,17 @@ class Supernet(Protocol):
         """A static module holding copies of the child's weights and buffers."""
 
 
+@runtime_checkable
+class DifferentiableSupernet(Supernet, Protocol):
+    """A supernet whose architecture is learned by gradient (``DifferentiableSpace``)."""
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the distributions over the architecture's choices."""
+
+    def derive(self) -> Any:
+        """The most likely architecture under the current distributions."""
+
+
 def check_supernet(module: object) -> Supernet:
     """``module`` as a :class:`Supernet`; ``TypeError`` naming what it lacks."""
     missing = [
@@ -178,3 +189,18 @@ class WeightSharingSpace(SearchSpace[ArchT]):
     @abc.abstractmethod
     def smallest(self) -> ArchT:
         """The smallest child."""
+
+
+class DifferentiableSpace(WeightSharingSpace[ArchT]):
+    """A weight-sharing space searched by gradient (DARTS-like; TAS).
+
+    Contract (in addition to :class:`WeightSharingSpace`): ``supernet(data)`` also has
+    ``arch_parameters()``, the learnable parameters of the distributions over choices
+    (kept apart from the network weights: they are updated on other data), and
+    ``derive()``, the most likely architecture under them, a member of this space. A
+    search that learns them derives one architecture per trial (or per study) and
+    stores it as the trial's architecture, so ``nas show``, ``export``, resume and
+    workers treat it like a sampled one.
+    """
+
+    kind: ClassVar[str] = "differentiable"

@@ -7,8 +7,9 @@
 
 Each check raises ``AssertionError`` saying what broke. ``check_space`` runs every check
 the space's ``capabilities`` allow (a lookup space that builds no network skips the
-build and export checks) and, for a ``WeightSharingSpace``, that every extracted child
-computes what the active supernet computes. It returns the names of the checks run.
+build and export checks), for a ``WeightSharingSpace`` that every extracted child
+computes what the active supernet computes, and for a ``DifferentiableSpace`` that its
+supernet derives a member of the space. It returns the names of the checks run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from typing import Any
 
 from nas.core.dataspec import DataSpec
 from nas.core.errors import ArchitectureError
-from search_spaces.base import SearchSpace, WeightSharingSpace, check_supernet
+from search_spaces.base import (
+    DifferentiableSpace,
+    DifferentiableSupernet,
+    SearchSpace,
+    WeightSharingSpace,
+    check_supernet,
+)
 
 DEFAULT_SPECS = (
     DataSpec(in_channels=1, num_classes=10, image_size=8),
@@ -136,6 +143,18 @@ def check_extract_equals_active(space: WeightSharingSpace[Any], spec: DataSpec) 
         assert difference <= 1e-5, f"{space.describe(arch)}: extract differs by {difference}"
 
 
+def check_derived_architecture(space: DifferentiableSpace[Any], spec: DataSpec) -> None:
+    """A differentiable space's supernet has architecture parameters (apart from its
+    weights) and derives a member of the space, as a search by gradient stores it."""
+    supernet = space.supernet(spec)
+    assert isinstance(supernet, DifferentiableSupernet), "supernet lacks arch_parameters/derive"
+    arch_ids = {id(p) for p in supernet.arch_parameters()}
+    assert arch_ids, "arch_parameters() is empty"
+    space.validate(supernet.derive())
+    encoded = space.encode(supernet.derive())
+    assert space.decode(json.loads(json.dumps(encoded))) == supernet.derive()
+
+
 def check_space(
     space: SearchSpace[Any], workdir: Path, specs: Sequence[DataSpec] = DEFAULT_SPECS
 ) -> list[str]:
@@ -155,6 +174,9 @@ def check_space(
         for spec in specs:
             check_extract_equals_active(space, spec)
         run.append("extract_equals_active")
+    if isinstance(space, DifferentiableSpace):
+        check_derived_architecture(space, specs[0])
+        run.append("derived_architecture")
     return run
 
 

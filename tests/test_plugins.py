@@ -99,3 +99,33 @@ def test_presets_from_the_users_folder(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "bad.yaml").write_text("epochs: [1\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         compose_search([f"preset={tmp_path / 'bad.yaml'}"])
+
+
+def test_a_search_by_gradient_stores_the_derived_architecture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The evaluator learns the architecture and derives it; the trial keeps it like a
+    sampled one (show reads it), and the strategy sampled nothing."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    args = ["space=tests._plugins:PickOneOp", "evaluator=tests._plugins:LearnTheOp"]
+    assert main(["search", *args, "trials=2", f"storage={url}", "study=grad"]) == 0
+    trials = _study(tmp_path, "grad").get_trials()
+    assert [t.user_attrs["arch"] for t in trials] == [{"op": 2}, {"op": 2}]
+    assert all(t.params == {} and t.values == [1.0] for t in trials)
+    assert all(isinstance(t.user_attrs["seed"], int) for t in trials)
+    capsys.readouterr()
+    assert main(["show", "study=grad", f"storage={url}"]) == 0
+    assert "{'op': 2}" in capsys.readouterr().out
+
+
+def test_the_contract_suite_checks_a_differentiable_space(tmp_path: Path) -> None:
+    from search_spaces.contract import check_space
+    from tests._plugins import PickOneOp
+
+    assert check_space(PickOneOp(), tmp_path) == [
+        "round_trip",
+        "sampling_uses_only_the_trial",
+        "decode_rejects_garbage",
+        "extract_equals_active",
+        "derived_architecture",
+    ]
