@@ -5,7 +5,7 @@ stand-alone trials (``benchmarks/data/nasnet_digits_curves.json``, kept in the r
 Each replay walks the trials in a random order through a single-objective Optuna study
 (in memory), reporting every epoch of a trial's recorded curve and asking the pruner
 after each; a stopped trial costs the epochs it ran, a finished one all of them. The
-pruners are the ones ``nas search pruner=...`` builds (``nas.strategies.create_pruner``
+pruners are the ones ``nas search pruner=...`` builds (``nas.pruners.create_pruner``
 with the recording's epochs): none, median, successive_halving, hyperband, and lcpfn
 at each ``--thresholds`` value (its other settings are the defaults).
 
@@ -99,7 +99,7 @@ def replay(pruner: Any, curves: list[list[float]], order: list[int]) -> tuple[in
 
 def _pruner(name: str, epochs: int, threshold: float | None = None) -> Any:
     from nas.config import compose_search
-    from nas.strategies import create_pruner
+    from nas.pruners import create_pruner
 
     extra = [f"lcpfn.threshold={threshold}"] if threshold is not None else []
     return create_pruner(compose_search([f"pruner={name}", f"epochs={epochs}", *extra]))

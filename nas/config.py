@@ -27,7 +27,6 @@ from nas.core.errors import ConfigError, close_match_hint
 from nas.core.validation import check_choice, check_number, check_optional_number
 from nas.data import DATASETS
 
-STRATEGIES = ("tpe", "random", "nsga2", "coarse_to_fine")
 BACKENDS = ("local", "ray")
 RAY_SCHEDULERS = ("fifo", "asha")
 PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
@@ -79,12 +78,17 @@ class SearchConfig:
     epochs: int = 3  # epochs each trial trains (evaluators that train per trial; pruners)
     seed: int = 0  # base seed; per-trial seeds derive from it
     device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
-    strategy: str = "tpe"  # tpe | random | nsga2 | coarse_to_fine (bignas)
+    # tpe | random | nsga2 | coarse_to_fine (bignas) | module:Class; options in the group
+    # of the same name (tpe.*, nsga2.*, coarse_to_fine.*)
+    strategy: str = "tpe"
     # none | median | hyperband | successive_halving (single objective) | lcpfn (both)
     pruner: str = "median"
     # accuracy first; add flops, params and/or latency (ms) for multi-objective
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     keep_weights: bool = True  # store each finished trial's weights (safetensors) for export
+    # An architecture the study already evaluated takes its earlier result (marked
+    # reused_from) instead of being evaluated again.
+    reuse_results: bool = True
     workers: int = 1  # local worker processes sharing the study (one per GPU when there are GPUs)
     backend: str = "local"  # local (worker processes) | ray (Ray Tune trials, `workers` at once)
     ray_address: str | None = None  # backend=ray: an existing cluster; default: a local one
@@ -96,7 +100,6 @@ class SearchConfig:
     # standalone (train each architecture; train.*) | supernet (weight sharing; supernet.*)
     # | a plug-in's name | module:Class
     evaluator: str = "standalone"
-    coarse_trials: int | None = None  # coarse_to_fine: skeleton trials (default trials/2)
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     lcpfn: LCPFNPrunerConfig = field(default_factory=LCPFNPrunerConfig)
     # The space's settings (model.*): search_schema types this with the space's Settings
@@ -262,9 +265,12 @@ def _in_group(error: ConfigError, schema: type[Any]) -> ConfigError:
     return error
 
 
-def search_schema(space: str, evaluator: str) -> type[SearchConfig]:
-    """:class:`SearchConfig` with the settings groups of ``space`` and ``evaluator``."""
+def search_schema(space: str, evaluator: str, strategy: str) -> type[SearchConfig]:
+    """:class:`SearchConfig` with the settings groups of ``space``, ``evaluator`` and
+    ``strategy``."""
     from evaluators import get_evaluator_class
+    from nas.core.settings import NoSettings
+    from nas.strategies import STRATEGIES
     from search_spaces import get_space_class
 
     space_class, evaluator_class = get_space_class(space), get_evaluator_class(evaluator)
@@ -277,14 +283,20 @@ def search_schema(space: str, evaluator: str) -> type[SearchConfig]:
     groups: list[tuple[str, Any, Any]] = [
         ("model", space_class.Settings, field(default_factory=space_class.Settings))
     ]
-    group = evaluator_class.settings_group
-    if group is not None:
-        if group in {f.name for f in dataclasses.fields(SearchConfig)}:
+    strategy_class = STRATEGIES.get(strategy)
+    owned = [(evaluator_class.settings_group, evaluator_class.Settings, f"evaluator={evaluator}")]
+    if strategy_class.Settings is not NoSettings:
+        owned.append((strategy_class.name, strategy_class.Settings, f"strategy={strategy}"))
+    taken = {f.name for f in dataclasses.fields(SearchConfig)}
+    for group, settings, owner in owned:
+        if group is None:
+            continue
+        if group in taken:
             raise ConfigError(
-                f"evaluator={evaluator} names its settings group '{group}', which is a key of "
-                "nas search itself; the evaluator must choose another settings_group."
+                f"{owner} names its settings group '{group}', which is already a key of nas "
+                "search; it must choose another name."
             )
-        settings = evaluator_class.Settings
+        taken.add(group)
         groups.append((group, settings, field(default_factory=settings)))
     return dataclasses.make_dataclass("SearchConfig", groups, bases=(SearchConfig,))
 
@@ -318,7 +330,8 @@ def compose_search(overrides: Sequence[str]) -> SearchConfig:
             )
         layers.append(found)
     evaluator = str(_chosen("evaluator", [*layers, requested]))
-    config = _merge(search_schema(space, evaluator), layers, requested)
+    strategy = str(_chosen("strategy", [*layers, requested]))
+    config = _merge(search_schema(space, evaluator, strategy), layers, requested)
     validate_search(config)
     return config
 
@@ -344,8 +357,7 @@ def compose_recorded(recorded: Mapping[str, Any], overrides: Sequence[str]) -> S
         stored = OmegaConf.create(dict(recorded))
         requested = parse_overrides(overrides)
         schema = search_schema(
-            str(_chosen("space", [stored, requested])),
-            str(_chosen("evaluator", [stored, requested])),
+            *(str(_chosen(key, [stored, requested])) for key in ("space", "evaluator", "strategy"))
         )
         config = _merge(schema, [stored], requested)
     except (OmegaConfBaseException, ConfigError) as error:
@@ -367,7 +379,6 @@ def _has_interpolation(node: Any) -> bool:
 def validate_search(config: SearchConfig) -> None:
     """Range and choice checks the type system cannot express."""
     check_choice("dataset", config.dataset, DATASETS)
-    check_choice("strategy", config.strategy, STRATEGIES)
     check_choice("pruner", config.pruner, PRUNERS)
     if not _DEVICE_PATTERN.match(config.device):
         raise ConfigError(
@@ -383,19 +394,9 @@ def validate_search(config: SearchConfig) -> None:
         check_choice("objectives", objective, OBJECTIVES)
     if len(set(config.objectives)) != len(config.objectives):
         raise ConfigError(f"'objectives' lists a metric twice: {config.objectives}.")
-    if config.strategy == "nsga2" and len(config.objectives) == 1:
-        raise ConfigError(
-            "strategy=nsga2 needs several objectives, e.g. objectives=[accuracy,flops]; "
-            "use strategy=tpe for accuracy alone."
-        )
-    if config.strategy == "coarse_to_fine" and len(config.objectives) > 1:
-        raise ConfigError(
-            "strategy=coarse_to_fine picks the most accurate child (under constraints.*): "
-            "use objectives=[accuracy], or strategy=nsga2 for a Pareto front."
-        )
+    _check_strategy_fits(config)
     for key, limit in vars(config.constraints).items():
         check_optional_number(f"constraints.{key}", limit, low=0.0, low_open=True)
-    check_optional_number("coarse_trials", config.coarse_trials, integer=True, low=1)
     for key in ("trials", "workers", "epochs", "heartbeat_interval"):
         check_number(key, getattr(config, key), integer=True, low=1)
     check_choice("backend", config.backend, BACKENDS)
@@ -419,8 +420,31 @@ def validate_search(config: SearchConfig) -> None:
         raise ConfigError("'study' must not be empty; leave it out to get <space>-<dataset>.")
 
 
+def _check_strategy_fits(config: SearchConfig) -> None:
+    from nas.strategies import STRATEGIES
+
+    strategy = STRATEGIES.get(config.strategy)
+    multi = len(config.objectives) > 1
+    if multi and not strategy.multi_objective:
+        raise ConfigError(
+            f"strategy={config.strategy} optimises one objective (under constraints.*): use "
+            "objectives=[accuracy], or strategy=nsga2 for a Pareto front."
+        )
+    if not multi and not strategy.single_objective:
+        raise ConfigError(
+            f"strategy={config.strategy} needs several objectives, e.g. "
+            "objectives=[accuracy,flops]."
+        )
+
+
 def study_name(config: SearchConfig) -> str:
-    return config.study or f"{config.space}-{config.dataset}"
+    """``study``, or ``<space>-<dataset>`` with the space's registered name (also for a
+    ``module:Class`` reference)."""
+    if config.study:
+        return config.study
+    from search_spaces import get_space_class
+
+    return f"{get_space_class(config.space).name}-{config.dataset}"
 
 
 def to_container(config: Any) -> dict[str, Any]:

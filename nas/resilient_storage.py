@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 OUTAGE_PATIENCE_S = 300.0
 _FIRST_WAIT_S = 0.5
@@ -38,25 +37,22 @@ def is_connection_error(error: BaseException) -> bool:
 
 
 def retrying(method: F, patience: float = OUTAGE_PATIENCE_S) -> F:
-    """``method`` retried on connection errors until ``patience`` seconds have passed."""
+    """``method`` retried on connection errors until ``patience`` seconds have passed,
+    waiting 0.5 s, 1 s, 2 s ... (at most 15 s) in between (tenacity)."""
+    import tenacity
 
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + patience
-        wait = _FIRST_WAIT_S
-        while True:
-            try:
-                return method(*args, **kwargs)
-            except Exception as error:
-                if not is_connection_error(error) or time.monotonic() + wait > deadline:
-                    raise
-                _logger.warning(
-                    "database unreachable (%s); retrying in %.1fs", method.__name__, wait
-                )
-                time.sleep(wait)
-                wait = min(2 * wait, _LONGEST_WAIT_S)
+    def warn(state: tenacity.RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        _logger.warning("database unreachable (%s); retrying in %.1fs", method.__name__, wait)
 
-    return call  # type: ignore[return-value]
+    retry = tenacity.retry(
+        retry=tenacity.retry_if_exception(is_connection_error),
+        wait=tenacity.wait_exponential(multiplier=_FIRST_WAIT_S, max=_LONGEST_WAIT_S),
+        stop=tenacity.stop_after_delay(patience),
+        before_sleep=warn,
+        reraise=True,
+    )
+    return cast(F, functools.wraps(method)(retry(method)))
 
 
 def set_trial_user_attrs(

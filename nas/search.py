@@ -18,7 +18,9 @@ from nas.config import SearchConfig, evaluator_settings, study_name, to_containe
 from nas.coordination import TrialCoordinator, budget
 from nas.core.errors import ConfigError, StudyError
 from nas.progress import SearchReporter, create_reporter
-from nas.strategies import create_pruner, create_sampler, directions
+from nas.pruners import create_pruner
+from nas.reuse import ResultCache
+from nas.strategies import create_sampler, directions
 from nas.trial import TrialRules, run_trial
 
 if TYPE_CHECKING:
@@ -292,7 +294,8 @@ def run_search(
             grace_period=config.grace_period,
             echo=echo,
         )
-        rules = TrialRules.from_config(config, opened.artifacts, reporter)
+        results = ResultCache.of(study) if config.reuse_results else None
+        rules = TrialRules.from_config(config, opened.artifacts, reporter, results)
         reporter.start(
             study=study.study_name,
             done=coordinator.finished,

@@ -1,18 +1,27 @@
-"""Search strategies (Optuna samplers) and pruners, looked up by their config names."""
+"""Search strategies: Optuna samplers behind a registry, each with its typed settings.
+
+``strategy=NAME`` picks one; its options are the config group of the same name
+(``tpe.n_startup_trials=20``, ``nsga2.population_size=50``,
+``coarse_to_fine.coarse_trials=10``), a dataclass that is also the group's schema and
+the one place of its defaults. Another package adds one through the ``nas.strategies``
+entry point group or ``strategy=module:Class``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from nas.config import PRUNERS
-from nas.core.errors import ConfigError, unknown_choice
+from nas.core.errors import ConfigError
+from nas.core.registry import Registry
 from nas.core.seeds import derive_seed
+from nas.core.settings import NoSettings
+from nas.core.validation import check_bool, check_number, check_optional_number
 
 if TYPE_CHECKING:
     import optuna
 
     from nas.config import SearchConfig
-    from nas.early_stopping import CurveStopper
     from search_spaces.base import SearchSpace
 
 Direction = Literal["maximize", "minimize"]
@@ -33,6 +42,171 @@ def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
     return [float(v) for v in trial.user_attrs.get("constraint", [])]
 
 
+class Strategy:
+    """A search strategy: builds the sampler of a study from its settings.
+
+    Subclasses set ``name`` and ``Settings`` (their config group, named like the
+    strategy) and say which studies they fit (``single_objective`` /
+    ``multi_objective``).
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[Any]] = NoSettings
+    single_objective: ClassVar[bool] = True
+    multi_objective: ClassVar[bool] = True
+
+    def sampler(
+        self, settings: Any, config: SearchConfig, space: SearchSpace[Any], seed: int
+    ) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+
+STRATEGIES: Registry[Strategy] = Registry(
+    kind="strategy", base=Strategy, builtins={}, group="nas.strategies"
+)
+register_strategy = STRATEGIES.register
+
+
+def _constraints(config: SearchConfig) -> Any:
+    constrained = any(v is not None for v in vars(config.constraints).values())
+    return constraint_values if constrained else None
+
+
+@dataclass(frozen=True)
+class TPESettings:
+    """``tpe.*``: Optuna's tree-structured Parzen estimator."""
+
+    n_startup_trials: int = 10  # random trials before TPE models the results
+    multivariate: bool = True  # model the choices jointly, not one by one
+    group: bool = True  # define-by-run spaces: model each set of choices asked together
+    constant_liar: bool = True  # running trials count as bad, so workers spread out
+
+    def __post_init__(self) -> None:
+        check_number("n_startup_trials", self.n_startup_trials, integer=True, low=0)
+        for name in ("multivariate", "group", "constant_liar"):
+            check_bool(name, getattr(self, name))
+
+
+@register_strategy
+class TPE(Strategy):
+    """Tree-structured Parzen estimator (Optuna's TPESampler)."""
+
+    name: ClassVar[str] = "tpe"
+    Settings: ClassVar[type[TPESettings]] = TPESettings
+
+    def sampler(
+        self, settings: TPESettings, config: SearchConfig, space: SearchSpace[Any], seed: int
+    ) -> optuna.samplers.BaseSampler:
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=settings.n_startup_trials,
+            multivariate=settings.multivariate,
+            group=settings.group,
+            constant_liar=settings.constant_liar,
+            constraints_func=_constraints(config),
+        )
+
+
+@register_strategy
+class Random(Strategy):
+    """Uniform random search (Optuna's RandomSampler)."""
+
+    name: ClassVar[str] = "random"
+
+    def sampler(
+        self, settings: Any, config: SearchConfig, space: SearchSpace[Any], seed: int
+    ) -> optuna.samplers.BaseSampler:
+        import optuna
+
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+@dataclass(frozen=True)
+class NSGA2Settings:
+    """``nsga2.*``: Optuna's NSGA-II genetic algorithm."""
+
+    population_size: int = 8  # trials per generation
+    crossover_prob: float = 0.9
+    mutation_prob: float | None = None  # default: 1 / number of parameters
+
+    def __post_init__(self) -> None:
+        check_number("population_size", self.population_size, integer=True, low=2)
+        check_number("crossover_prob", self.crossover_prob, low=0.0, high=1.0)
+        check_optional_number("mutation_prob", self.mutation_prob, low=0.0, high=1.0)
+
+
+@register_strategy
+class NSGA2(Strategy):
+    """NSGA-II evolution; a Pareto front with several objectives, a GA with one."""
+
+    name: ClassVar[str] = "nsga2"
+    Settings: ClassVar[type[NSGA2Settings]] = NSGA2Settings
+
+    def sampler(
+        self, settings: NSGA2Settings, config: SearchConfig, space: SearchSpace[Any], seed: int
+    ) -> optuna.samplers.BaseSampler:
+        import optuna
+
+        return optuna.samplers.NSGAIISampler(
+            seed=seed,
+            population_size=settings.population_size,
+            crossover_prob=settings.crossover_prob,
+            mutation_prob=settings.mutation_prob,
+            constraints_func=_constraints(config),
+        )
+
+
+@dataclass(frozen=True)
+class CoarseToFineSettings:
+    """``coarse_to_fine.*``: BigNAS's selection (nas.coarse_to_fine)."""
+
+    coarse_trials: int | None = None  # skeleton trials; default trials/2 (at most all skeletons)
+    mutation_prob: float = 0.3  # fine phase: chance to redraw a fine choice
+
+    def __post_init__(self) -> None:
+        check_optional_number("coarse_trials", self.coarse_trials, integer=True, low=1)
+        check_number("mutation_prob", self.mutation_prob, low=0.0, high=1.0)
+
+
+@register_strategy
+class CoarseToFine(Strategy):
+    """Skeletons first, then mutation around the best (BigNAS); needs skeleton_params()."""
+
+    name: ClassVar[str] = "coarse_to_fine"
+    Settings: ClassVar[type[CoarseToFineSettings]] = CoarseToFineSettings
+    multi_objective: ClassVar[bool] = False
+
+    def sampler(
+        self,
+        settings: CoarseToFineSettings,
+        config: SearchConfig,
+        space: SearchSpace[Any],
+        seed: int,
+    ) -> optuna.samplers.BaseSampler:
+        from nas.coarse_to_fine import CoarseToFineSampler
+
+        skeleton = getattr(space, "skeleton_params", None)
+        if skeleton is None:
+            raise ConfigError(
+                f"strategy=coarse_to_fine needs a space with skeleton_params() (see "
+                f"SearchSpace.skeleton_params); space={config.space} has none. Use strategy=tpe."
+            )
+        return CoarseToFineSampler(
+            skeleton=skeleton(),
+            coarse_trials=settings.coarse_trials or max(1, config.trials // 2),
+            seed=seed,
+            mutation_prob=settings.mutation_prob,
+        )
+
+
+def strategy_settings(config: SearchConfig) -> Any:
+    """The settings group of ``config.strategy``."""
+    strategy = STRATEGIES.get(config.strategy)
+    return getattr(config, strategy.name, NoSettings())
+
+
 def create_sampler(
     config: SearchConfig, *, resumed_trials: int, space: SearchSpace[Any], stream: int = 0
 ) -> optuna.samplers.BaseSampler:
@@ -43,80 +217,10 @@ def create_sampler(
     that start together see the same count, so each passes its own ``stream`` too, or
     they would all propose the same architectures.
     """
-    import optuna
-
     seed = (
         derive_seed(config.seed, resumed_trials, stream)
         if stream
         else derive_seed(config.seed, resumed_trials)
     )
-    multi = len(config.objectives) > 1
-    constrained = any(v is not None for v in vars(config.constraints).values())
-    constraints_func = constraint_values if constrained else None
-    if config.strategy == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-            constraints_func=constraints_func,
-        )
-    if config.strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.strategy == "nsga2" and multi:
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=8, constraints_func=constraints_func
-        )
-    if config.strategy == "coarse_to_fine":
-        from nas.coarse_to_fine import CoarseToFineSampler
-
-        skeleton = getattr(space, "skeleton_params", None)
-        if skeleton is None:
-            raise ConfigError(
-                f"strategy=coarse_to_fine needs a space with skeleton parameters (bignas); "
-                f"space={config.space} has none. Use strategy=tpe."
-            )
-        coarse = config.coarse_trials or max(1, config.trials // 2)
-        return CoarseToFineSampler(skeleton=skeleton(), coarse_trials=coarse, seed=seed)
-    raise unknown_choice("strategy", config.strategy, ["tpe", "random", "nsga2", "coarse_to_fine"])
-
-
-def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    """The pruner for ``config.pruner``; its warm-up scales with the epoch budget."""
-    import optuna
-
-    if config.pruner == "none":
-        return optuna.pruners.NopPruner()
-    if config.pruner == "median":
-        # Early epochs of small nets are noisy: judge no trial before half its epochs.
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=max(1, config.epochs // 2)
-        )
-    if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
-    if config.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if config.pruner == "lcpfn":
-        if len(config.objectives) > 1:  # the runner applies nas.early_stopping.pareto_target
-            return optuna.pruners.NopPruner()
-        from nas.early_stopping import LCPFNPruner
-
-        return LCPFNPruner(
-            config.epochs,
-            create_curve_stopper(config),
-            rank=config.lcpfn.rank,
-            startup_trials=config.lcpfn.startup_trials,
-        )
-    raise unknown_choice("pruner", config.pruner, PRUNERS)
-
-
-def create_curve_stopper(config: SearchConfig) -> CurveStopper:
-    """The LC-PFN decision rule of ``pruner=lcpfn`` (shipped or ``lcpfn.weights`` network)."""
-    from evaluators.lcpfn import CurvePredictor, load_lcpfn
-    from nas.early_stopping import CurveStopper
-
-    return CurveStopper(
-        CurvePredictor(load_lcpfn(config.lcpfn.weights)),
-        threshold=config.lcpfn.threshold,
-        min_epochs=config.lcpfn.min_epochs,
-    )
+    strategy = STRATEGIES.get(config.strategy)()
+    return strategy.sampler(strategy_settings(config), config, space, seed)

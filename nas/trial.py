@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nas import store
 from nas.core.errors import ArchitectureError, CandidateRejected, NasError
 from nas.core.seeds import derive_seed
+from nas.reuse import ResultCache, canonical
 
 if TYPE_CHECKING:
     import optuna
@@ -52,14 +53,19 @@ class TrialRules:
     # Multi-objective LC-PFN stopping: Optuna's pruners take one objective only.
     pareto_stopper: CurveStopper | None = None
     startup_trials: int = 0
+    results: ResultCache | None = None  # reuse the study's earlier results (None: never)
 
     @classmethod
     def from_config(
-        cls, config: SearchConfig, artifacts: Artifacts, reporter: SearchReporter
+        cls,
+        config: SearchConfig,
+        artifacts: Artifacts,
+        reporter: SearchReporter,
+        results: ResultCache | None = None,
     ) -> TrialRules:
         stopper = None
         if len(config.objectives) > 1 and config.pruner == "lcpfn":
-            from nas.strategies import create_curve_stopper
+            from nas.pruners import create_curve_stopper
 
             stopper = create_curve_stopper(config)
         limits = config.constraints
@@ -77,6 +83,7 @@ class TrialRules:
             reporter=reporter,
             pareto_stopper=stopper,
             startup_trials=config.lcpfn.startup_trials,
+            results=results,
         )
 
     @property
@@ -99,6 +106,7 @@ class OptunaTrialSession:
     costs: dict[str, float] | None = None
     curve: list[float] = field(default_factory=list)
     pending: dict[str, Any] = field(default_factory=dict)
+    arch_key: str | None = None  # the canonical architecture, once sampled
 
     def flush(self) -> None:
         """Write the attributes not yet stored."""
@@ -192,8 +200,16 @@ def evaluate_trial(
         arch = space.sample(trial)
     space.validate(arch)
     described = space.describe(arch)
+    encoded = space.encode(arch)
+    session.arch_key = canonical(encoded)
+    attrs = {"arch": encoded, "arch_str": described, "seed": session.seed}
+    earlier = rules.results.get(session.arch_key) if rules.results is not None else None
+    if earlier is not None:  # evaluated before in this study: its result, marked so
+        attrs.update(earlier.attrs, reused_from=earlier.number)
+        store.write_trial_attrs(trial, attrs)
+        rules.reporter.trial_started(trial.number, f"{described} (as trial {earlier.number})", 0)
+        return list(earlier.values)
     # One commit, which also records the trial's first heartbeat.
-    attrs = {"arch": space.encode(arch), "arch_str": described, "seed": session.seed}
     store.write_trial_attrs(trial, attrs, heartbeat=True)
     rules.reporter.trial_started(trial.number, described, rules.epochs)
     metrics = dict(evaluator.evaluate(arch, session))
@@ -264,6 +280,8 @@ def run_trial(
             return TrialOutcome("failed", f"failed: {error}")
         session.flush()
     store.tell(study, trial, values)
+    if rules.results is not None and session.arch_key is not None:
+        rules.results.add(session.arch_key, trial.number, values, trial.user_attrs)
     summary = ", ".join(f"{n}={v:.4g}" for n, v in zip(rules.objectives, values, strict=True))
     return TrialOutcome("complete", f"complete: {summary}")
 

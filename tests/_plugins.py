@@ -136,3 +136,15 @@ class LearnTheOp(Evaluator[Any]):
 
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
         return {"accuracy": _Mixture.gains[arch["op"]] / 3}
+
+
+class CountEvaluations(Evaluator[Any]):
+    """Scores pick_one_op architectures by their op, counting the evaluations it runs."""
+
+    name: ClassVar[str] = "count_evaluations"
+    needs_data: ClassVar[bool] = False
+    evaluated: ClassVar[list[int]] = []
+
+    def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
+        CountEvaluations.evaluated.append(trial.number)
+        return {"accuracy": _Mixture.gains[arch["op"]] / 3, "params": float(arch["op"])}

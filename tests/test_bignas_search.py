@@ -102,7 +102,7 @@ def test_constrained_coarse_to_fine_keeps_the_budget(capsys: pytest.CaptureFixtu
         "trials=6",
         "objectives=[accuracy]",
         "strategy=coarse_to_fine",
-        "coarse_trials=3",
+        "coarse_to_fine.coarse_trials=3",
         "constraints.max_flops=2e6",
     )
     assert code == 0, err

@@ -56,3 +56,22 @@ def test_best_feasible_prefers_meeting_the_budget() -> None:
         study.tell(trial, value)
     best = best_feasible(study.trials)
     assert best is not None and best.value == 0.8
+
+
+def test_coarse_phase_tries_each_skeleton_once_then_moves_on() -> None:
+    """Four skeletons and a coarse budget of 50: the coarse phase is the four of them,
+    each once, and the fifth trial already mutates the best (its fine choice varies)."""
+
+    def small(trial: optuna.Trial) -> float:
+        depth = trial.suggest_categorical("depth", [1, 2])
+        width = trial.suggest_categorical("width", [8, 16])
+        kernel = trial.suggest_categorical("kernel", KERNELS)
+        return depth * width + kernel / 10
+
+    sampler = CoarseToFineSampler(skeleton={"depth", "width"}, coarse_trials=50, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(small, n_trials=30)
+    coarse = [(t.params["depth"], t.params["width"]) for t in study.trials[:4]]
+    assert sorted(coarse) == [(1, 8), (1, 16), (2, 8), (2, 16)]
+    assert {t.params["kernel"] for t in study.trials[:4]} == {5}
+    assert len({t.params["kernel"] for t in study.trials[4:]}) > 1  # the fine phase

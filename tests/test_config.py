@@ -29,8 +29,8 @@ def test_preset_then_overrides() -> None:
         (["timeout=soon"], "Bad value for 'timeout'.*Expected float"),
         (
             ["strategy=tp"],
-            "strategy must be one of coarse_to_fine, nsga2, random, tpe, but got "
-            "strategy='tp'. Did you mean 'tpe'",
+            "Unknown strategy 'tp'. Allowed: coarse_to_fine, nsga2, random, tpe, or "
+            "module:Class for your own. Did you mean 'tpe'",
         ),
         (["pruner=medain"], "Did you mean 'median'"),
         (["dataset=digit"], "Did you mean 'digits'"),
@@ -45,7 +45,8 @@ def test_preset_then_overrides() -> None:
         ),
         (["constraints.max_flops=-1"], "constraints.max_flops must be a number > 0"),
         (["constraints.max_flop=1"], "Did you mean 'max_flops'"),
-        (["strategy=nsga2"], "needs several objectives"),
+        (["tpe.n_startup_trials=-1"], "tpe.n_startup_trials must be an integer >= 0"),
+        (["coarse_trials=3"], "Unknown key 'coarse_trials'"),
         (["trials=0"], "trials must be an integer >= 1, but got trials=0"),
         (["train.lr=-1"], "train.lr must be a number > 0, but got train.lr=-1.0"),
         (["model.drop_path=1.5"], "model.drop_path must be a number >= 0 and < 1"),
@@ -59,6 +60,18 @@ def test_bad_overrides_are_one_line_errors(overrides: list[str], expected: str) 
     with pytest.raises(ConfigError, match=expected) as info:
         compose_search(overrides)
     assert "\n" not in str(info.value)
+
+
+def test_each_strategy_has_its_own_settings_group() -> None:
+    config = compose_search(["strategy=nsga2", "nsga2.population_size=20"])
+    assert config.nsga2.population_size == 20  # type: ignore[attr-defined]
+    assert config.objectives == ["accuracy"]  # NSGA-II searches one objective too
+    coarse = compose_search(
+        ["space=bignas", "strategy=coarse_to_fine", "objectives=[accuracy]",
+         "coarse_to_fine.coarse_trials=5"]
+    )  # fmt: skip
+    assert coarse.coarse_to_fine.coarse_trials == 5  # type: ignore[attr-defined]
+    assert not hasattr(coarse, "tpe")
 
 
 def test_other_command_schemas() -> None:

@@ -129,3 +129,38 @@ def test_the_contract_suite_checks_a_differentiable_space(tmp_path: Path) -> Non
         "extract_equals_active",
         "derived_architecture",
     ]
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_an_architecture_evaluated_before_takes_its_result(tmp_path: Path, reuse: bool) -> None:
+    """Three architectures, twelve trials: with reuse each is evaluated once, and the other
+    trials take the first result, marked reused_from; without, all twelve are evaluated."""
+    from tests._plugins import CountEvaluations
+
+    CountEvaluations.evaluated.clear()
+    url = f"sqlite:///{tmp_path}/s.db"
+    args = [
+        "space=tests._plugins:PickOneOp",
+        "evaluator=tests._plugins:CountEvaluations",
+        "strategy=random",
+        "pruner=none",
+        "trials=12",
+        f"reuse_results={str(reuse).lower()}",
+        f"storage={url}",
+    ]
+    assert main(["search", *args]) == 0
+    trials = _study(tmp_path, "pick_one_op-digits").get_trials()
+    first = {}
+    for trial in trials:
+        first.setdefault(trial.params["op"], trial.number)
+    if not reuse:
+        assert CountEvaluations.evaluated == list(range(12))
+        assert not any("reused_from" in t.user_attrs for t in trials)
+        return
+    assert CountEvaluations.evaluated == sorted(first.values())
+    for trial in trials:
+        earlier = first[trial.params["op"]]
+        if trial.number != earlier:
+            assert trial.user_attrs["reused_from"] == earlier
+            assert trial.values == trials[earlier].values
+            assert trial.user_attrs["params"] == trials[earlier].user_attrs["params"]
