@@ -7,8 +7,8 @@ write-ahead-log mode (nas's setting for every SQLite store):
 
 * ``optuna``: ``study.optimize`` whose objective samples the cell and looks it up;
 * ``nas``: ``nas.search.run_search`` with ``space=toy_cells evaluator=lookup
-  strategy=random pruner=none``: the trial's architecture, seed and costs stored,
-  heartbeats, the shared budget counted from the store, the surplus check.
+  strategy=random pruner=none reuse_results=false``: the trial's architecture, seed and
+  costs stored, heartbeats, the shared budget counted from the store, the surplus check.
 
 ``ms/trial`` is wall time over trials (opening the store and creating the study
 included, on both sides); ``last ms/trial`` is the mean of the last 10% of the trials
@@ -78,6 +78,7 @@ def _run_nas(url: str, trials: int) -> Any:
             "strategy=random",
             "pruner=none",
             "keep_weights=false",
+            "reuse_results=false",  # evaluate duplicates, as Optuna's side does
             f"seed={SEED}",
             f"trials={trials}",
             f"storage={url}",

@@ -187,14 +187,15 @@ class CoarseToFine(Strategy):
     ) -> optuna.samplers.BaseSampler:
         from nas.coarse_to_fine import CoarseToFineSampler
 
-        skeleton = getattr(space, "skeleton_params", None)
-        if skeleton is None:
+        try:
+            skeleton = space.skeleton_params()
+        except NotImplementedError:
             raise ConfigError(
                 f"strategy=coarse_to_fine needs a space with skeleton_params() (see "
                 f"SearchSpace.skeleton_params); space={config.space} has none. Use strategy=tpe."
-            )
+            ) from None
         return CoarseToFineSampler(
-            skeleton=skeleton(),
+            skeleton=skeleton,
             coarse_trials=settings.coarse_trials or max(1, config.trials // 2),
             seed=seed,
             mutation_prob=settings.mutation_prob,

@@ -105,6 +105,15 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         """A short human-readable form of ``arch`` (one line where possible)."""
         return str(arch)
 
+    def skeleton_params(self) -> set[str]:
+        """Names of the coarse parameters ``sample`` asks (resolution, depth, width...).
+
+        Optional: a space that has them can be searched with ``strategy=coarse_to_fine``
+        (BigNAS's selection: skeletons first, then mutation of the fine choices around
+        the best). The base class has none, and the strategy then refuses the space.
+        """
+        raise NotImplementedError
+
     def named_architectures(self) -> Mapping[str, ArchT]:
         """Architectures from the literature that belong to this space, by name."""
         return {}

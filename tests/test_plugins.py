@@ -164,3 +164,36 @@ def test_an_architecture_evaluated_before_takes_its_result(tmp_path: Path, reuse
             assert trial.user_attrs["reused_from"] == earlier
             assert trial.values == trials[earlier].values
             assert trial.user_attrs["params"] == trials[earlier].user_attrs["params"]
+
+
+def test_coarse_to_fine_refuses_a_space_without_skeleton_params(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert main(["search", *NASNET, "strategy=coarse_to_fine", f"storage={url}"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a space with skeleton_params()" in err and err.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_a_worker_finds_the_plugins_the_study_was_created_with(tmp_path: Path) -> None:
+    """The study records the module:Class names; `nas worker` (a new process) loads them."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    args = [*NASNET, f"evaluator={REJECT}", "objectives=[accuracy,params]", f"storage={url}"]
+    assert main(["search", *args, "trials=2", "study=w"]) == 0
+    _study(tmp_path, "w").set_user_attr(store.ATTR_TRIALS, 4)  # as `trials=4` would record
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "nas", "worker", "study=w"],
+        env={**os.environ, "NAS_STORAGE": url, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    trials = _study(tmp_path, "w").get_trials()
+    assert len(trials) == 4 and trials[3].user_attrs.get("rejected") == "trial 3 is odd"
