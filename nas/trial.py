@@ -96,8 +96,10 @@ class TrialRules:
 class OptunaTrialSession:
     """``evaluators.base.TrialSession`` on an Optuna trial of the study store.
 
-    Attributes are written in batches (one commit each): costs wait for the next epoch's
-    curve, or for ``flush`` before the study is told the outcome.
+    Attributes are written in batches, one commit each. The first batch (architecture,
+    seed, the first heartbeat) waits for the evaluator's first call (costs, a step, a
+    report) or its result, so that a trial that costs nothing writes once; later ones
+    go with the next epoch's curve, or with ``flush`` before the study is told.
     """
 
     trial: optuna.Trial
@@ -107,11 +109,12 @@ class OptunaTrialSession:
     curve: list[float] = field(default_factory=list)
     pending: dict[str, Any] = field(default_factory=dict)
     arch_key: str | None = None  # the canonical architecture, once sampled
+    started: bool = False  # whether the first batch (with the first heartbeat) is written
 
     def flush(self) -> None:
         """Write the attributes not yet stored."""
-        store.write_trial_attrs(self.trial, self.pending)
-        self.pending = {}
+        store.write_trial_attrs(self.trial, self.pending, heartbeat=not self.started)
+        self.pending, self.started = {}, True
 
     @property
     def number(self) -> int:
@@ -132,9 +135,13 @@ class OptunaTrialSession:
             raise optuna.TrialPruned(f"stopped after epoch {epoch}: dominated")
 
     def show(self, epoch: int, epochs: int, accuracy: float) -> None:
+        if not self.started:
+            self.flush()
         self.rules.reporter.epoch(self.number, epoch, epochs, accuracy)
 
     def step(self, step: int, steps: int) -> None:
+        if not self.started:
+            self.flush()
         self.rules.reporter.step(self.number, step, steps)
 
     def record_costs(self, costs: Mapping[str, float]) -> None:
@@ -150,6 +157,7 @@ class OptunaTrialSession:
             )
         if limited:
             self.pending["constraint"] = [self.costs[n] - lim for n, lim in limited]
+        self.flush()  # costs come before training: stored with the trial's first batch
 
     def keep_weights(self, model: nn.Module) -> None:
         if not self.rules.keep_weights:
@@ -194,7 +202,8 @@ def evaluate_trial(
     trial, rules = session.trial, session.rules
     if type(evaluator).derives_architecture:
         # The search may take long: its seed is stored (with a heartbeat) before it runs.
-        store.write_trial_attrs(trial, {"seed": session.seed}, heartbeat=True)
+        session.pending["seed"] = session.seed
+        session.flush()
         arch = evaluator.derive(session, trial)
     else:
         arch = space.sample(trial)
@@ -205,12 +214,10 @@ def evaluate_trial(
     attrs = {"arch": encoded, "arch_str": described, "seed": session.seed}
     earlier = rules.results.get(session.arch_key) if rules.results is not None else None
     if earlier is not None:  # evaluated before in this study: its result, marked so
-        attrs.update(earlier.attrs, reused_from=earlier.number)
-        store.write_trial_attrs(trial, attrs)
+        session.pending.update(attrs, **earlier.attrs, reused_from=earlier.number)
         rules.reporter.trial_started(trial.number, f"{described} (as trial {earlier.number})", 0)
         return list(earlier.values)
-    # One commit, which also records the trial's first heartbeat.
-    store.write_trial_attrs(trial, attrs, heartbeat=True)
+    session.pending.update(attrs)  # written with the evaluator's first call (see flush)
     rules.reporter.trial_started(trial.number, described, rules.epochs)
     metrics = dict(evaluator.evaluate(arch, session))
     if session.costs is None:  # the evaluator knew its costs only at the end
