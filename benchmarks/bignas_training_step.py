@@ -153,20 +153,22 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch import nn
 
-    from evaluators.supernet import _Sandwich  # the trainer's own step
+    from evaluators.supernet_steps import SandwichRule, StepContext  # the trainer's own step
     from nas.core.random_trial import RandomTrial
 
     space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
     images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
     largest, smallest = space.largest(), space.smallest()
-    rng = np.random.default_rng(CHILD_SEED)
+    rng = np.random.default_rng(CHILD_SEED)  # the random children the step will draw
     randoms = [space.sample(RandomTrial(rng)) for _ in range(settings.random_children)]
     params = [p for p in supernet.parameters() if p.requires_grad]
     optimizer = _sgd(params, settings)
-    sandwich = _Sandwich(space, supernet, supernet, settings, params, largest, smallest, rng)
+    children = np.random.default_rng(CHILD_SEED)
+    start = children.bit_generator.state
+    sandwich = SandwichRule(StepContext(space, supernet, supernet, settings, params, children))
 
     def shared() -> None:
-        sandwich._rng = np.random.default_rng(CHILD_SEED)  # the same random children
+        children.bit_generator.state = start  # the same random children every step
         optimizer.zero_grad(set_to_none=True)
         sandwich.step(images, labels)
         if settings.grad_clip > 0:
