@@ -15,7 +15,7 @@ included, on both sides); ``last ms/trial`` is the mean of the last 10% of the t
 (timestamps from the store), which grows if per-trial work grows with the study; ``x``
 compares nas with Optuna at the same size. No torch; one process, one thread.
 
-    python benchmarks/lookup_overhead.py [--trials 100 1000 5000]
+    python benchmarks/lookup_overhead.py [--trials 100 1000 5000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ SEED = 0
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size; medians shown")
     args = parser.parse_args(argv)
-    if min(args.trials) < 10:
-        parser.error("--trials must be >= 10.")
+    if min(args.trials) < 10 or args.repeats < 1:
+        parser.error("--trials must be >= 10 and --repeats >= 1.")
     return args
 
 
@@ -99,8 +100,8 @@ def _last_ms(study: Any) -> float:
     return 1000 * statistics.mean(gaps)
 
 
-def _measure(variant: str, trials: int, folder: Path) -> dict[str, Any]:
-    path = folder / f"{variant}-{trials}.db"
+def _measure(variant: str, trials: int, folder: Path, repeat: int) -> dict[str, Any]:
+    path = folder / f"{variant}-{trials}-{repeat}.db"
     with contextlib.closing(sqlite3.connect(path)) as db:  # as nas opens every SQLite store
         db.execute("PRAGMA journal_mode=WAL")
     url = f"sqlite:///{path}"
@@ -119,6 +120,12 @@ def _measure(variant: str, trials: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs' medians of every timing (a busy machine's outliers left out)."""
+    timings = ("seconds", "ms_per_trial", "last_ms")
+    return {**runs[0], **{key: statistics.median(r[key] for r in runs) for key in timings}}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import optuna
 
@@ -127,8 +134,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="nas-bench-") as tmp:
         for trials in args.trials:
-            for variant in ("optuna", "nas"):
-                rows.append(_measure(variant, trials, Path(tmp)))
+            runs: dict[str, list[dict[str, Any]]] = {"optuna": [], "nas": []}
+            for repeat in range(args.repeats):
+                # Alternate the order, so that neither side always runs on a warmer machine.
+                for variant in ("optuna", "nas") if repeat % 2 == 0 else ("nas", "optuna"):
+                    runs[variant].append(_measure(variant, trials, Path(tmp), repeat))
+            rows += [_median(runs[variant]) for variant in ("optuna", "nas")]
     base = {row["trials"]: row for row in rows if row["variant"] == "optuna"}
     for row in rows:
         reference = base[row["trials"]]
@@ -136,7 +147,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         row["last_ratio"] = row["last_ms"] / reference["last_ms"]
     print_table(
         f"lookup overhead: toy_cells + lookup evaluator (no training), RandomSampler(seed={SEED}),"
-        f" one SQLite file per run, 1 process, {os.cpu_count()} CPU cores, no torch threads",
+        f" one SQLite file per run, median of {args.repeats}, 1 process, {os.cpu_count()} CPU "
+        "cores, no torch threads",
         [
             Column("variant", "variant", "<7"),
             Column("trials", "trials", ">6"),

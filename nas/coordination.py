@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import optuna
 
 FINISHED_STATES = ("COMPLETE", "PRUNED")
+# Within this many trials of the budget, every new trial counts the study's trials first.
+COUNT_NEAR_END = 32
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,18 @@ class TrialCoordinator:
                 )
                 return None
             # Dead workers' trials -> queued again; a trial goes stale only after the
-            # grace period, so looking once per heartbeat interval is soon enough.
-            if time.monotonic() >= self._next_stale_check:
+            # grace period, so looking once per heartbeat interval is soon enough. The
+            # budget is counted then too, and at every trial near its end; in between,
+            # this worker's own count stands (others only add to it, and is_surplus
+            # below catches a trial too many).
+            counted = time.monotonic() >= self._next_stale_check
+            if counted:
                 optuna.storages.fail_stale_trials(self.study)
                 self._next_stale_check = time.monotonic() + self._interval
-            now = budget(self.study)
+            if counted or self.trials - self.finished <= COUNT_NEAR_END:
+                now = budget(self.study)
+            else:
+                now = Budget(finished=self.finished, running=0, waiting=0)
             self.finished = now.finished
             if now.finished >= self.trials:
                 return None
@@ -173,3 +182,4 @@ class TrialCoordinator:
                 return trial
             trial.set_user_attr("surplus", True)  # another worker asked at the same time
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._next_stale_check = 0.0  # count exactly from now on

@@ -183,9 +183,9 @@ def write_trial_attrs(
     storage; one per attribute on any other), plus its first heartbeat if asked."""
     if not attrs and not heartbeat:
         return
-    storage = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
+    storage: Any = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
     batch = getattr(storage, "set_trial_user_attrs", None)
-    if batch is not None:
+    if batch is not None and _has_upsert(storage.engine.name):
         batch(trial._trial_id, dict(attrs), heartbeat=heartbeat)
         trial._cached_frozen_trial.user_attrs.update(attrs)  # as trial.set_user_attr does
         return
@@ -210,6 +210,15 @@ def tell(
         study.tell(trial, values, state=state)
         return
     _tell_with_warning(study=study, trial=trial, value_or_values=values, state=state)
+
+
+def _has_upsert(dialect: str) -> bool:
+    """Whether the database has the INSERT-or-UPDATE that one-commit batches use."""
+    import sqlite3
+
+    return dialect in ("mysql", "postgresql") or (
+        dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0)
+    )
 
 
 class Heartbeat:

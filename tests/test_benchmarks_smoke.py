@@ -28,6 +28,16 @@ def _load(name: str) -> ModuleType:
 
 
 @pytest.mark.timeout(900)
+def test_lookup_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Needs the example plug-in (pip install -e examples/nas_lookup_example), as CI has."""
+    rows = _load("lookup_overhead").main(["--trials", "20", "--repeats", "2"])
+    assert [(row["variant"], row["trials"]) for row in rows] == [("optuna", 20), ("nas", 20)]
+    assert rows[0]["ratio"] == 1.0 and rows[1]["ratio"] > 0
+    assert all(0.1 <= row["best"] <= 1.0 for row in rows)  # accuracies from the table
+    assert "last ms/trial" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(900)
 def test_store_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _load("store_overhead").main(["--trials", "3", "--epochs", "1", "--repeats", "1"])
 
