@@ -37,7 +37,7 @@ class Budget:
 def _state_counts(study: optuna.Study, below_number: int | None = None) -> dict[str, int]:
     """Trials by state: counted by the database on nas's storage (reading every trial
     of a large study for each new one would grow with the study), else from the list."""
-    storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    storage = store.backend(study._storage)
     counter = getattr(storage, "count_trials", None)
     if counter is not None:
         counts: dict[str, int] = counter(study._study_id, below_number=below_number)

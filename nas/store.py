@@ -176,6 +176,11 @@ def _use_write_ahead_log(db_file: Path) -> None:
         raise StudyError(f"Cannot open the SQLite store {db_file}: {error}") from None
 
 
+def backend(storage: Any) -> Any:
+    """The RDB storage itself, under the cache Optuna puts in front of it in a study."""
+    return getattr(storage, "_backend", storage)
+
+
 def write_trial_attrs(
     trial: optuna.Trial, attrs: Mapping[str, Any], *, heartbeat: bool = False
 ) -> None:
@@ -183,7 +188,7 @@ def write_trial_attrs(
     storage; one per attribute on any other), plus its first heartbeat if asked."""
     if not attrs and not heartbeat:
         return
-    storage: Any = getattr(trial.storage, "_backend", trial.storage)  # under Optuna's cache
+    storage = backend(trial.storage)
     batch = getattr(storage, "set_trial_user_attrs", None)
     if batch is not None and _has_upsert(storage.engine.name):
         batch(trial._trial_id, dict(attrs), heartbeat=heartbeat)
