@@ -91,7 +91,6 @@ class CoarseToFineSampler(optuna.samplers.BaseSampler):
             return choices[int(self._rng.integers(len(choices)))]
         return current
 
-
     def _parent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, choices: list[Any]
     ) -> FrozenTrial | None:

@@ -76,8 +76,12 @@ def is_surplus(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
 
     Workers check the budget before ``ask``, but two may ask at once. The trials ahead
     of this one (finished, or running or queued with a smaller number) have the first
-    claim, so exactly one of two racing workers learns it is one too many.
+    claim, so exactly one of two racing workers learns it is one too many. Far from the
+    end of the budget (fewer trials of any state numbered before this one) no count is
+    needed: a trial that started later and finished first counted this one ahead of it.
     """
+    if trial.number < trials - COUNT_NEAR_END:
+        return False
     counts = _state_counts(study, below_number=trial.number)
     ahead = sum(counts.get(s, 0) for s in (*FINISHED_STATES, "RUNNING", "WAITING"))
     return ahead >= trials

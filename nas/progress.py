@@ -117,8 +117,7 @@ class LogReporter:
     def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
         self._done = done
         self._print(
-            f"trial {number} {outcome}; {done}/{self._total} done, best {best()}, "
-            f"ETA {self._eta()}"
+            f"trial {number} {outcome}; {done}/{self._total} done, best {best()}, ETA {self._eta()}"
         )
 
     def phase_started(self, name: str, total: int) -> None:

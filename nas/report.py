@@ -48,9 +48,7 @@ def studies_table(storage: optuna.storages.BaseStorage) -> Table:
     for summary in storage.get_all_studies():
         study_id = storage.get_study_id_from_name(summary.study_name)
         trials = storage.get_all_trials(study_id, deepcopy=False)
-        counts = Counter(
-            "REJECTED" if "rejected" in t.user_attrs else t.state.name for t in trials
-        )
+        counts = Counter("REJECTED" if "rejected" in t.user_attrs else t.state.name for t in trials)
         identity = summary.user_attrs.get(store.ATTR_IDENTITY, {})
         objectives = identity.get("objectives") if isinstance(identity, dict) else None
         best = "-"
@@ -142,9 +140,7 @@ def preparation_summary(study: optuna.Study) -> str | None:
 def outcome_summary(study: optuna.Study, reasons: int = 3) -> str:
     """Trial counts by outcome, with the most common reasons candidates were rejected."""
     trials = study.get_trials(deepcopy=False)
-    rejected = Counter(
-        str(t.user_attrs["rejected"]) for t in trials if "rejected" in t.user_attrs
-    )
+    rejected = Counter(str(t.user_attrs["rejected"]) for t in trials if "rejected" in t.user_attrs)
     counts = Counter(t.state.name for t in trials if "rejected" not in t.user_attrs)
     parts = [f"{counts[state]} {state.lower()}" for state in STATES if counts[state]]
     if rejected:

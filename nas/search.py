@@ -327,29 +327,30 @@ def _trial_loop(
     study, reporter = coordinator.study, rules.reporter
     failures_in_row = 0
     ran = 0
-    while new_trials is None or ran < new_trials:
-        trial = coordinator.next_trial()
-        if trial is None:
-            return False
-        ran += 1
-        outcome = run_trial(study, trial, space, evaluator, rules)
-        if outcome.state == "interrupted":
-            return True
-        if outcome.failed:
-            failures_in_row += 1
-        elif outcome.state != "rejected":
-            failures_in_row = 0
-        if not outcome.failed:  # for the display; the next trial recounts from the store
-            coordinator.finished += 1
-        reporter.trial_finished(
-            trial.number,
-            outcome.message,
-            done=coordinator.finished,
-            best=lambda: best_summary(study),
-        )
-        if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
-            raise StudyError(
-                f"{failures_in_row} trials failed in a row; last error: "
-                f"{outcome.message.removeprefix('failed: ')}"
+    with store.Heartbeat(study) as heartbeat:  # one thread for all its trials
+        while new_trials is None or ran < new_trials:
+            trial = coordinator.next_trial()
+            if trial is None:
+                return False
+            ran += 1
+            outcome = run_trial(study, trial, space, evaluator, rules, heartbeat)
+            if outcome.state == "interrupted":
+                return True
+            if outcome.failed:
+                failures_in_row += 1
+            elif outcome.state != "rejected":
+                failures_in_row = 0
+            if not outcome.failed:  # for the display; the next trial recounts from the store
+                coordinator.finished += 1
+            reporter.trial_finished(
+                trial.number,
+                outcome.message,
+                done=coordinator.finished,
+                best=lambda: best_summary(study),
             )
+            if failures_in_row >= MAX_CONSECUTIVE_FAILURES:
+                raise StudyError(
+                    f"{failures_in_row} trials failed in a row; last error: "
+                    f"{outcome.message.removeprefix('failed: ')}"
+                )
     return False

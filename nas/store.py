@@ -14,6 +14,7 @@ Everything read back from the store is untrusted and validated before use.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +59,7 @@ def redact(url: str) -> str:
         return "<unparseable storage URL>"
 
 
+@functools.cache
 def sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite URL, or None for other backends / in-memory."""
     from sqlalchemy.engine import make_url
@@ -227,49 +229,78 @@ def _has_upsert(dialect: str) -> bool:
 
 
 class Heartbeat:
-    """Records a heartbeat for a running trial every heartbeat interval, in a thread.
+    """One worker's heartbeat thread: records a heartbeat for the trial it runs now.
 
-    Optuna's ``study.optimize`` does this itself; the ask/tell loop of ``nas`` must. A
-    heartbeat that fails (the database is away for a while) is retried at the next
-    beat: the trial counts as dead only after the grace period of silence. With
-    ``first_beat=False`` the first beat waits one interval: the caller records it with
-    the trial's first attributes (``write_trial_attrs(..., heartbeat=True)``).
+    Optuna's ``study.optimize`` does this itself; the ask/tell loop of ``nas`` must. One
+    thread lives as long as the worker's loop (a thread per trial would cost a trial that
+    costs nothing a start and a join). A heartbeat that fails (the database is away for
+    a while) is retried at the next beat: the trial counts as dead only after the grace
+    period of silence. No beat is recorded for a trial once ``watch`` has left it.
     """
 
-    def __init__(
-        self, study: optuna.Study, trial: optuna.Trial, *, first_beat: bool = True
-    ) -> None:
+    def __init__(self, study: optuna.Study) -> None:
         import threading
 
         self._storage: Any = study._storage  # Optuna exposes no public handle to it
         interval = getattr(self._storage, "get_heartbeat_interval", lambda: None)()
-        self._interval = interval or 0
-        self._trial_id = trial._trial_id
-        self._first_beat = first_beat  # False: the trial's first write records it
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
+        self._interval: float = interval or 0
+        self._changed = threading.Condition()  # held while a beat is written, too
+        self._trial_id: int | None = None
+        self._due = 0.0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="nas-heartbeat", daemon=True)
 
-    def _beat(self) -> None:
+    @contextmanager
+    def watch(self, trial: optuna.Trial, *, first_beat: bool = True) -> Iterator[None]:
+        """Beat for ``trial`` while inside. With ``first_beat=False`` the first beat
+        waits one interval: the caller records it with the trial's first attributes
+        (``write_trial_attrs(..., heartbeat=True)``)."""
+        import time
+
+        if not self._interval:
+            yield
+            return
+        with self._changed:
+            self._trial_id = trial._trial_id
+            self._due = time.monotonic() + (0 if first_beat else self._interval)
+            self._changed.notify()
+        if not self._thread.is_alive():
+            self._thread.start()
+        try:
+            yield
+        finally:
+            with self._changed:  # waits for a beat being written
+                self._trial_id = None
+
+    def _run(self) -> None:
+        import time
+
+        with self._changed:
+            while not self._closed:
+                trial_id = self._trial_id
+                wait = None if trial_id is None else self._due - time.monotonic()
+                if trial_id is None or (wait is not None and wait > 0):
+                    self._changed.wait(wait)
+                    continue
+                self._due = time.monotonic() + self._interval
+                self._beat(trial_id)
+
+    def _beat(self, trial_id: int) -> None:
         import contextlib
 
         from sqlalchemy.exc import SQLAlchemyError
 
-        if not self._first_beat and self._stop.wait(self._interval):
-            return
-        while True:
-            # A failed beat is retried at the next one; the grace period covers outages.
-            with contextlib.suppress(SQLAlchemyError):
-                self._storage.record_heartbeat(self._trial_id)
-            if self._stop.wait(self._interval):
-                return
+        # A failed beat is retried at the next one; the grace period covers outages.
+        with contextlib.suppress(SQLAlchemyError):
+            self._storage.record_heartbeat(trial_id)
 
     def __enter__(self) -> Heartbeat:
-        if self._interval:
-            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
         if self._thread.is_alive():
             self._thread.join()
 

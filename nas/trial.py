@@ -249,8 +249,9 @@ def run_trial(
     space: SearchSpace[Any],
     evaluator: Evaluator[Any],
     rules: TrialRules,
+    heartbeat: store.Heartbeat,
 ) -> TrialOutcome:
-    """Evaluate ``trial`` with a heartbeat and tell the study its outcome.
+    """Evaluate ``trial`` with ``heartbeat`` watching it and tell the study its outcome.
 
     Raises:
         BaseException: Anything but the outcomes above (a bug) after marking the trial
@@ -266,7 +267,7 @@ def run_trial(
         session.flush()
         store.tell(study, trial, state=state)
 
-    with store.Heartbeat(study, trial, first_beat=False):
+    with heartbeat.watch(trial, first_beat=False):
         try:
             values = evaluate_trial(session, space, evaluator)
         except optuna.TrialPruned:

@@ -42,9 +42,7 @@ class Registry(Generic[T]):
         group: The entry-point group other packages declare theirs in.
     """
 
-    def __init__(
-        self, *, kind: str, base: type, builtins: Mapping[str, str], group: str
-    ) -> None:
+    def __init__(self, *, kind: str, base: type, builtins: Mapping[str, str], group: str) -> None:
         self.kind, self.base, self.group = kind, base, group
         self._builtins = dict(builtins)
         self._registered: dict[str, type[T]] = {}
