@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.artifacts import Artifacts, checked_id, open_artifacts
-from nas.core.errors import CapabilityError, StudyError
+from nas.core.errors import CapabilityError, StudyError, WeightsError
 from nas.core.files import atomic_write
 
 if TYPE_CHECKING:
@@ -91,12 +91,10 @@ def checked_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Load ``weights`` into a freshly built network (strict: names and shapes must match)
     and return what the exported network loads."""
-    model = space.build(arch, spec)
     try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise StudyError(f"Stored weights do not fit the architecture: {first}") from None
+        model = space.build(arch, spec, weights)
+    except WeightsError as error:
+        raise StudyError(f"Stored weights of the trial: {error}") from None
     return {k: v.detach().contiguous() for k, v in space.export_state_dict(model).items()}
 
 

@@ -25,7 +25,7 @@ from typing import (
 )
 
 from nas.core.dataspec import DataSpec
-from nas.core.errors import CapabilityError
+from nas.core.errors import CapabilityError, WeightsError
 from nas.core.settings import NoSettings, make_settings
 
 if TYPE_CHECKING:
@@ -46,14 +46,15 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
     A space that cannot build networks or write code (a lookup benchmark's table of
     results) leaves ``"build"`` / ``"export"`` out of ``capabilities`` and does not
-    override those methods: the contract tests skip them, and ``nas export`` says so.
+    override ``build_network`` / ``export_source``: the contract tests skip them, and
+    ``nas export`` says so.
 
     Contract:
         * ``sample`` only calls ``trial.suggest_*`` and is deterministic given the answers.
         * ``decode(encode(a)) == a`` for every valid architecture ``a``.
         * ``decode`` and ``validate`` raise ``ArchitectureError`` on any malformed input,
           whatever its type; they never execute or unpickle anything.
-        * ``build`` returns a module whose ``forward(x)`` returns class logits of shape
+        * ``build_network`` returns a module whose ``forward(x)`` returns class logits of shape
           ``(batch, num_classes)``.
         * ``export_source`` returns Python source that imports only torch and defines
           ``build_network() -> nn.Module``; that module loads ``export_state_dict(model)``
@@ -88,8 +89,23 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     def validate(self, arch: ArchT) -> None:
         """Raise ``ArchitectureError`` if ``arch`` is not a member of this space."""
 
-    def build(self, arch: ArchT, data: DataSpec) -> nn.Module:
-        """A freshly initialised network for ``arch``."""
+    def build(
+        self, arch: ArchT, data: DataSpec, weights: Mapping[str, torch.Tensor] | None = None
+    ) -> nn.Module:
+        """The network for ``arch``, freshly initialised, or starting from ``weights``.
+
+        ``weights`` is a state dict of this very network (names and shapes must match;
+        ``WeightsError`` says which do not). Weight-sharing spaces also take their
+        supernet's, so that a child (a pruned network) inherits the trained weights.
+        """
+        model = self.build_network(arch, data)
+        if weights is not None:
+            load_weights(model, weights)
+        return model
+
+    def build_network(self, arch: ArchT, data: DataSpec) -> nn.Module:
+        """A freshly initialised network for ``arch`` (spaces override this; ``build``
+        adds the weights to start from)."""
         raise self._cannot("build", "builds no network")
 
     def export_source(self, arch: ArchT, data: DataSpec) -> str:
@@ -187,6 +203,17 @@ class WeightSharingSpace(SearchSpace[ArchT]):
 
     kind: ClassVar[str] = "weight-sharing"
 
+    def build(
+        self, arch: ArchT, data: DataSpec, weights: Mapping[str, torch.Tensor] | None = None
+    ) -> nn.Module:
+        """The child ``arch``; ``weights`` may be its own or the whole supernet's: the
+        child then inherits its share of them (``extract`` after loading them)."""
+        if weights is None or _fits(self.build_network(arch, data), weights):
+            return super().build(arch, data, weights)
+        supernet = self.supernet(data)
+        load_weights(supernet, weights, what="the supernet")
+        return check_supernet(supernet).extract(arch)
+
     @abc.abstractmethod
     def supernet(self, data: DataSpec) -> nn.Module:
         """A freshly initialised supernet holding every child's weights."""
@@ -213,3 +240,23 @@ class DifferentiableSpace(WeightSharingSpace[ArchT]):
     """
 
     kind: ClassVar[str] = "differentiable"
+
+
+def _fits(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> bool:
+    """Whether ``weights`` has exactly ``model``'s tensor names and shapes."""
+    own = model.state_dict()
+    return own.keys() == weights.keys() and all(
+        own[name].shape == weights[name].shape for name in own
+    )
+
+
+def load_weights(
+    model: nn.Module, weights: Mapping[str, torch.Tensor], *, what: str = "the network"
+) -> None:
+    """Load ``weights`` strictly into ``model``; ``WeightsError`` naming the first misfit."""
+    try:
+        model.load_state_dict(dict(weights), strict=True)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise WeightsError(f"The weights do not fit {what}: {detail}") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.dataspec import DataSpec
-from nas.core.errors import ArchitectureError
+from nas.core.errors import ArchitectureError, WeightsError
 from search_spaces.base import (
     DifferentiableSpace,
     DifferentiableSupernet,
@@ -93,6 +93,29 @@ def check_build(space: SearchSpace[Any], spec: DataSpec, count: int = 3) -> None
         assert all(torch.isfinite(g).all() for g in grads), "non-finite gradients"
 
 
+def check_build_from_weights(space: SearchSpace[Any], spec: DataSpec) -> None:
+    """A network built from another's weights computes its outputs; weights that do not
+    fit raise ``WeightsError``."""
+    import torch
+
+    torch.manual_seed(0)
+    arch = sampled(space, 1, seed=11)[0]
+    trained = space.build(arch, spec)
+    _settle_batch_norm(trained, spec)
+    weights = trained.state_dict()
+    copy = space.build(arch, spec, weights).eval()
+    x = torch.randn(spec.input_shape(2))
+    with torch.no_grad():
+        assert torch.equal(copy(x), trained(x)), "build(weights=...) differs from their network"
+    first = next(iter(weights))
+    try:
+        space.build(arch, spec, {k: v for k, v in weights.items() if k != first})
+    except WeightsError as error:
+        assert first in str(error), f"WeightsError does not name {first!r}: {error}"
+    else:
+        raise AssertionError(f"build() took weights without {first!r}")
+
+
 def check_export(space: SearchSpace[Any], spec: DataSpec, workdir: Path) -> None:
     """The exported source imports only torch and, run in a fresh interpreter with the
     exported weights, computes the built model's eval-mode outputs (to 1e-5)."""
@@ -114,7 +137,9 @@ def check_export(space: SearchSpace[Any], spec: DataSpec, workdir: Path) -> None
 
 
 def check_extract_equals_active(space: WeightSharingSpace[Any], spec: DataSpec) -> None:
-    """Every extracted child computes the active supernet's eval-mode outputs (to 1e-5).
+    """Every extracted child, and every child built from the supernet's weights (a
+    pruned network inheriting them) where the space builds networks, computes the
+    active supernet's eval-mode outputs (to 1e-5).
 
     The supernet's weights are perturbed and its BN statistics moved first, so that
     zero-initialised or untouched parts cannot hide a slicing mistake.
@@ -134,13 +159,17 @@ def check_extract_equals_active(space: WeightSharingSpace[Any], spec: DataSpec) 
             module(torch.randn(spec.input_shape(16)))
     module.eval()
     x = torch.randn(spec.input_shape(2))
+    weights = module.state_dict()
     for arch in archs:
         supernet.set_active(arch)
-        child = supernet.extract(arch)
-        child.eval()
         with torch.no_grad():
-            difference = (module(x) - child(x)).abs().max().item()
-        assert difference <= 1e-5, f"{space.describe(arch)}: extract differs by {difference}"
+            active = module(x)
+            children = [("extract", supernet.extract(arch))]
+            if space.can("build"):
+                children.append(("build(weights=supernet's)", space.build(arch, spec, weights)))
+            for how, child in children:
+                difference = (active - child.eval()(x)).abs().max().item()
+                assert difference <= 1e-5, f"{space.describe(arch)}: {how} differs by {difference}"
 
 
 def check_derived_architecture(space: DifferentiableSpace[Any], spec: DataSpec) -> None:
@@ -166,7 +195,8 @@ def check_space(
     if space.can("build"):
         for spec in specs:
             check_build(space, spec)
-        run.append("build")
+        check_build_from_weights(space, specs[0])
+        run += ["build", "build_from_weights"]
         if space.can("export"):
             check_export(space, specs[0], workdir)
             run.append("export")

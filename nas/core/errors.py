@@ -62,6 +62,10 @@ class CandidateRejected(NasError):
     """
 
 
+class WeightsError(NasError):
+    """Weights to start a network from do not fit it (names or shapes differ)."""
+
+
 class StudyError(NasError):
     """The study store holds something that conflicts with the request."""
 

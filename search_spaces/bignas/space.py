@@ -150,7 +150,7 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
         return extreme_arch(self.preset, min)
 
     # ------------------------------------------------------------------ networks
-    def build(self, arch: BigNASArch, data: DataSpec) -> nn.Module:
+    def build_network(self, arch: BigNASArch, data: DataSpec) -> nn.Module:
         """A freshly initialised static child with the space's dropout and drop-connect."""
         self.validate(arch)
         data = check_data_spec(data)

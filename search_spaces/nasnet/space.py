@@ -106,7 +106,7 @@ class NASNetSpace(SearchSpace[NASNetArch]):
         return {"nasnet-a": NASNET_A} if self.config.num_blocks == 5 else {}
 
     # ------------------------------------------------------------------ networks
-    def build(self, arch: NASNetArch, data: DataSpec) -> nn.Module:
+    def build_network(self, arch: NASNetArch, data: DataSpec) -> nn.Module:
         self.validate(arch)
         data = check_data_spec(data)
         return NASNetwork(arch, self.config, data.in_channels, data.num_classes, data.image_size)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from nas.config import compose_search
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, WeightsError
 from search_spaces import (
     SearchSpace,
     WeightSharingSpace,
@@ -74,6 +74,29 @@ def test_decode_rejects_garbage(name: str) -> None:
 )
 def test_build_forward_backward(name: str, spec: Any) -> None:
     contract.check_build(preset_space(name), spec)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_build_starts_from_given_weights(name: str) -> None:
+    contract.check_build_from_weights(preset_space(name), contract.DEFAULT_SPECS[0])
+
+
+def test_a_child_built_from_supernet_weights_inherits_its_share() -> None:
+    """A child built from a trained supernet's weights holds its slices of them (the
+    contract checks equal outputs; here: they differ from a fresh child's)."""
+    import torch
+
+    space = preset_space("bignas")
+    assert isinstance(space, WeightSharingSpace)
+    spec = contract.DEFAULT_SPECS[0]
+    supernet = space.supernet(spec)
+    with torch.no_grad():
+        for parameter in supernet.parameters():
+            parameter.fill_(0.5)
+    child = space.build(space.smallest(), spec, supernet.state_dict())
+    assert all(bool((p == 0.5).all()) for p in child.parameters())
+    with pytest.raises(WeightsError, match="do not fit the supernet: Missing key"):
+        space.build(space.smallest(), spec, {"stem.weight": torch.zeros(1)})
 
 
 @pytest.mark.parametrize("name", EXPORTERS)
