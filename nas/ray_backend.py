@@ -105,7 +105,8 @@ def _mark_stopped(study: Any, results: Any, epochs: int) -> int:
             continue
         trial = study.get_trials(deepcopy=False)[number]
         if trial.state == optuna.trial.TrialState.RUNNING:
-            study.tell(number, state=optuna.trial.TrialState.PRUNED)
+            # Its worker may record it in between: then that record stands.
+            study.tell(number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
             marked += 1
     return marked
 

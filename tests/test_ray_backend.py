@@ -28,7 +28,10 @@ def _nas(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(450)
-def test_ray_backend_fills_the_sql_study(storage_url: str) -> None:
+def test_ray_backend_fills_the_sql_study(postgres_url: str) -> None:
+    # A server store, as Ray's workers on other machines need (SQLite with Ray runs in
+    # benchmarks/ray_backend_overhead.py's smoke test).
+    storage_url = postgres_url
     search = ["search", "space=nasnet", *TINY_SEARCH, f"storage={storage_url}", "backend=ray"]
     run = _nas(*search, "trials=3", "epochs=3", "ray_scheduler=asha")
     assert run.returncode == 0, run.stderr[-3000:]
