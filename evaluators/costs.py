@@ -17,17 +17,23 @@ def deployment_costs(
 ) -> dict[str, float]:
     """``params``, ``flops`` (one image) and ``latency`` (ms on ``device``) of ``model``.
 
-    Training-only parts (auxiliary heads) are not deployed, so not counted: only the
-    parameters the exported network loads count. ``model`` is moved to ``device``.
+    ``model`` is moved to ``device``; see :func:`deployed_size` for what counts.
     """
-    from nas.metrics import count_flops, measure_latency
+    from nas.metrics import measure_latency
+
+    model.to(device)
+    size = deployed_size(space, model, spec)
+    return {**size, "latency": measure_latency(model, spec.input_shape(1), device=device)}
+
+
+def deployed_size(space: SearchSpace[Any], model: nn.Module, spec: DataSpec) -> dict[str, float]:
+    """``params`` and ``flops`` (one image) of ``model`` as deployed.
+
+    Training-only parts (auxiliary heads) are not deployed, so not counted: only the
+    parameters the exported network loads count. Multiply-adds are half the FLOPs.
+    """
+    from nas.metrics import count_flops
 
     exported = space.export_state_dict(model)
     params = sum(p.numel() for name, p in model.named_parameters() if name in exported)
-    shape = spec.input_shape(1)
-    model.to(device)
-    return {
-        "params": float(params),
-        "flops": float(count_flops(model, shape)),
-        "latency": measure_latency(model, shape, device=device),
-    }
+    return {"params": float(params), "flops": float(count_flops(model, spec.input_shape(1)))}

@@ -25,6 +25,9 @@ usage: nas COMMAND [key=value ...]
 commands:
   spaces                          list the search spaces (built in and installed plug-ins)
   evaluators                      list the evaluators (built in and installed plug-ins)
+  named space=NAME [model.preset=P] [image_size=224 num_classes=1000]
+                                  a space's architectures from the literature, with
+                                  their parameters and multiply-adds
   search space=NAME [key=value]   run or resume a search (keys: nas/config.py SearchConfig);
                                   workers=K runs K local worker processes
   worker study=NAME [storage=URL] [device=cuda:0]
@@ -43,6 +46,7 @@ examples:
   nas search space=nasnet trials=20 objectives=[accuracy,flops] strategy=nsga2
   nas search space=bignas objectives=[accuracy] strategy=coarse_to_fine constraints.max_flops=1e6
   nas export study=bignas-digits trial=best out=net.py
+  nas named space=nasnet model.preset=mobile
 """
 
 
@@ -81,6 +85,24 @@ def cmd_evaluators(args: Sequence[str]) -> int:
     if args:
         raise ConfigError(f"'nas evaluators' takes no arguments, got {' '.join(args)}.")
     _list_plugins("evaluator", list_evaluators(), get_evaluator_class)
+    return 0
+
+
+def cmd_named(args: Sequence[str]) -> int:
+    from dataclasses import asdict
+
+    from nas.config import compose_named
+    from nas.core.dataspec import DataSpec
+    from nas.report import named_table
+    from search_spaces import create_space
+
+    config = compose_named(args)
+    space = create_space(config.space, **asdict(config.model))
+    if not space.named_architectures():
+        print(f"Search space '{config.space}' names no architectures from the literature.")
+        return 0
+    spec = DataSpec(config.in_channels, config.num_classes, config.image_size)
+    _console().print(named_table(space, spec))
     return 0
 
 
@@ -205,6 +227,7 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "spaces": cmd_spaces,
     "evaluators": cmd_evaluators,
+    "named": cmd_named,
     "search": cmd_search,
     "worker": cmd_worker,
     "studies": cmd_studies,

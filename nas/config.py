@@ -130,6 +130,19 @@ class ExportConfig:
     out: str = "net.py"
 
 
+@dataclass
+class NamedConfig:
+    """``nas named``: a space's architectures from the literature with their sizes, for
+    images of ``in_channels`` x ``image_size``² and ``num_classes`` classes (ImageNet's
+    by default); the space's own settings are the ``model.*`` group."""
+
+    space: str = "nasnet"
+    in_channels: int = 3
+    num_classes: int = 1000
+    image_size: int = 224
+    model: Any = field(default_factory=dict)
+
+
 ConfigT = TypeVar("ConfigT")
 
 
@@ -313,7 +326,7 @@ def evaluator_settings(config: SearchConfig) -> Any:
 def compose_search(overrides: Sequence[str]) -> SearchConfig:
     """The full config of ``nas search``: the schema's defaults, the chosen space's preset
     (``<space>.yaml`` in ``$NAS_PRESET_PATH`` or ``studies/``), the ``preset`` asked for,
-    then ``overrides``."""
+    the space's named settings (``model.preset``), then ``overrides``."""
     requested = parse_overrides(overrides)
     space = str(_chosen("space", [requested]))
     from search_spaces import get_space_class
@@ -329,10 +342,44 @@ def compose_search(overrides: Sequence[str]) -> SearchConfig:
                 "there or a path ending in .yaml."
             )
         layers.append(found)
+    settings_preset = _settings_preset(get_space_class(space), [*layers, requested])
+    if settings_preset is not None:
+        layers.append(settings_preset)
     evaluator = str(_chosen("evaluator", [*layers, requested]))
     strategy = str(_chosen("strategy", [*layers, requested]))
     config = _merge(search_schema(space, evaluator, strategy), layers, requested)
     validate_search(config)
+    return config
+
+
+def _settings_preset(space_class: Any, layers: Sequence[DictConfig]) -> DictConfig | None:
+    """The space's named settings that ``model.preset`` asks for, as a layer under the
+    user's own settings (an unknown name is left to the settings' own check)."""
+    name = None
+    for layer in layers:
+        model = layer.get("model")
+        if isinstance(model, DictConfig) and "preset" in model:
+            name = model.get("preset")
+    values = space_class.setting_presets.get(name) if isinstance(name, str) else None
+    return OmegaConf.create({"model": dict(values)}) if values else None
+
+
+def compose_named(overrides: Sequence[str]) -> NamedConfig:
+    """The config of ``nas named``: the space's settings group typed by its ``Settings``,
+    with its named settings (``model.preset``) under the user's own."""
+    from search_spaces import get_space_class
+
+    requested = parse_overrides(overrides)
+    space_class = get_space_class(str(requested.get("space", NamedConfig.space)))
+    schema = dataclasses.make_dataclass(
+        "NamedConfig",
+        [("model", space_class.Settings, field(default_factory=space_class.Settings))],
+        bases=(NamedConfig,),
+    )
+    preset = _settings_preset(space_class, [requested])
+    config: NamedConfig = _merge(schema, [preset] if preset is not None else [], requested)
+    for key in ("in_channels", "num_classes", "image_size"):
+        check_number(key, getattr(config, key), integer=True, low=1)
     return config
 
 

@@ -16,6 +16,9 @@ from nas.store import violation
 if TYPE_CHECKING:
     import optuna
 
+    from nas.core.dataspec import DataSpec
+    from search_spaces.base import SearchSpace
+
 
 # cost column -> the trial user attribute holding it
 COST_ATTRS = {"params": "params", "flops": "flops", "latency": "latency_ms"}
@@ -147,3 +150,30 @@ def outcome_summary(study: optuna.Study, reasons: int = 3) -> str:
         common = "; ".join(f"{n}x {reason}" for reason, n in rejected.most_common(reasons))
         parts.append(f"{sum(rejected.values())} rejected ({common})")
     return "trials: " + (", ".join(parts) or "none")
+
+
+def named_table(space: SearchSpace[Any], spec: DataSpec) -> Table:
+    """The space's architectures from the literature: parameters and multiply-adds as
+    deployed (counted by ``evaluators.costs.deployed_size``), and their description."""
+    table = Table(title=f"Named architectures of {space.name} ({_spec_text(spec)})")
+    for column in ("name", "params", "mult-adds", "architecture"):
+        table.add_column(column, justify="right" if column in ("params", "mult-adds") else "left")
+    for name, arch in space.named_architectures().items():
+        params = macs = "-"
+        if space.can("build"):
+            size = named_size(space, arch, spec)
+            params, macs = f"{size['params'] / 1e6:.2f}M", f"{size['flops'] / 2e6:.1f}M"
+        table.add_row(name, params, macs, Text(space.describe(arch)))  # [..] is no markup
+    return table
+
+
+def named_size(space: SearchSpace[Any], arch: Any, spec: DataSpec) -> dict[str, float]:
+    """``params`` and ``flops`` of ``arch``'s network as deployed."""
+    from evaluators.costs import deployed_size
+
+    return deployed_size(space, space.build(arch, spec), spec)
+
+
+def _spec_text(spec: DataSpec) -> str:
+    size = spec.image_size
+    return f"{spec.in_channels}x{size}x{size} images, {spec.num_classes} classes"

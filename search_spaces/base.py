@@ -65,9 +65,13 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     kind: ClassVar[str] = "search"  # what kind of space, for messages ("weight-sharing")
     Settings: ClassVar[type[Any]] = NoSettings
     capabilities: ClassVar[frozenset[str]] = frozenset({"build", "export"})
+    # Named bundles of settings (a published network's macro settings), chosen with the
+    # setting ``preset`` (``model.preset=NAME``); settings given beside it win.
+    setting_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
-        self.settings = make_settings(self.Settings, options, "model")
+        preset = self.setting_presets.get(str(options.get("preset", "")), {})
+        self.settings = make_settings(self.Settings, {**preset, **options}, "model")
 
     def can(self, capability: str) -> bool:
         """Whether the space does ``capability`` (``"build"``, ``"export"``)."""

@@ -200,3 +200,11 @@ def test_bignas_gpu_runs_its_cpu_baseline(capsys: pytest.CaptureFixture[str]) ->
     assert rows[0]["trials"] == 3 and rows[0]["ratio"] == 1.0
     assert 0 < rows[0]["supernet_s"] < rows[0]["wall"]
     assert "speed-up vs cpu" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(900)
+def test_published_models_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("published_models").main(["--only", "Mobile"])
+    assert [row["model"] for row in rows] == ["NASNet-A Mobile 4@1056"]
+    assert abs(rows[0]["params_ratio"] - 1) <= 0.01
+    assert "paper MACs" in capsys.readouterr().out

@@ -34,6 +34,18 @@ def load(name: str = "nasnet-digits") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{DB}")
 
 
+def test_named_lists_published_models_with_their_sizes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "named", "space=nasnet", "model.preset=mobile")
+    assert code == 0 and "nasnet-a" in out and "5.29M" in out and "563.6M" in out
+    assert "normal[b0=sep_conv_5x5(1)" in out  # the description, not eaten as markup
+    code, _, err = run(capsys, "named", "space=nasnet", "model.preset=medium")
+    assert code == 2 and "model.preset" in err and err.count("\n") == 1
+    code, out, _ = run(capsys, "named", "space=bignas")
+    assert code == 0 and "names no architectures" in out
+
+
 def test_spaces_lists_nasnet(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "spaces")
     assert code == 0 and "nasnet" in out
@@ -196,8 +208,8 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
     [
         (
             ["serch"],
-            "unknown command 'serch'. Commands: spaces, evaluators, search, worker, studies, "
-            "show, export, lcpfn. Did you mean 'search'?",
+            "unknown command 'serch'. Commands: spaces, evaluators, named, search, worker, "
+            "studies, show, export, lcpfn. Did you mean 'search'?",
         ),
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
         (["show", "study=nope"], "No study 'nope' in the store"),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import optuna
     from torch import nn
 
+
 @dataclass(frozen=True)
 class BigNASSettings:
     """The BigNAS space's ``model.*`` settings group."""

@@ -11,8 +11,9 @@ Scalable Image Recognition" (CVPR 2018, https://arxiv.org/abs/1707.07012).
 from __future__ import annotations
 
 from search_spaces.nasnet.genotype import NASNET_A, Block, Cell, NASNetArch
-from search_spaces.nasnet.model import MacroConfig, NASNetwork
+from search_spaces.nasnet.model import NASNetwork
 from search_spaces.nasnet.ops import OPS, ScheduledDropPath, drop_path
+from search_spaces.nasnet.plan import MacroConfig
 from search_spaces.nasnet.space import NASNetSpace
 
 __all__ = [

@@ -20,7 +20,6 @@ from torch import nn
 
 from search_spaces.nasnet import ops as ops_module
 from search_spaces.nasnet.genotype import Cell, NASNetArch, describe_arch
-from search_spaces.nasnet.model import CellSlot, MacroConfig, plan_cells
 from search_spaces.nasnet.ops import (
     OPS,
     FactorizedReduce,
@@ -30,6 +29,7 @@ from search_spaces.nasnet.ops import (
     UnusedCell,
     op_spec,
 )
+from search_spaces.nasnet.plan import CellSlot, MacroConfig, NetworkPlan, plan_network
 
 # Order in which helper classes appear in the generated file.
 _EXPORTED_CLASSES: tuple[type[nn.Module], ...] = (
@@ -49,7 +49,7 @@ def _int(value: Any) -> str:
 
 
 # Variable names the generated cell constructors may pass to helper classes.
-_VARIABLES = frozenset({"c", "2 * c", "c_prev", "c_prev_prev"})
+_VARIABLES = frozenset({"c", "2 * c", "c_prev", "c_prev_prev", "c0"})
 
 
 def _literal(value: Any) -> str:
@@ -89,6 +89,7 @@ class _Writer:
     def cell_class(self, cell_type: str, genotype: Cell, slots: list[CellSlot]) -> str:
         """Source of ``NormalCell`` or ``ReductionCell``."""
         reduction = cell_type == "reduction"
+        raw = any(s.raw_s0 for s in slots)  # the ImageNet layout's first stem cell
         class_name = "ReductionCell" if reduction else "NormalCell"
         what = "halves the resolution" if reduction else "keeps the resolution"
         lines = [
@@ -103,10 +104,14 @@ class _Writer:
             "  # hidden states concatenated into the output, c channels each",
             "",
             "    def __init__(self, c_prev_prev: int, c_prev: int, c: int,"
-            " reduction_prev: bool) -> None:",
+            f" reduction_prev: bool{', raw_s0: bool = False' if raw else ''}) -> None:",
             "        super().__init__()",
         ]
         lines += self._preprocess(genotype, slots)
+        if raw:
+            lines.append(
+                "        c0 = c_prev_prev if raw_s0 else c  # ops read s0 unprocessed if raw_s0"
+            )
         lines.append("        self.ops = nn.ModuleList([")
         for b, block in enumerate(genotype.blocks):
             for side, name, source in (
@@ -116,7 +121,7 @@ class _Writer:
                 if name not in OPS:
                     raise ValueError(f"unknown op {name!r}")
                 stride = 2 if reduction and source < 2 else 1
-                call = self.call(*op_spec(name, stride))
+                call = self.call(*op_spec(name, stride, "c0" if raw and source == 0 else "c"))
                 lines.append(f"            {call},  # b{_int(b)} {side}, on {_state_name(source)}")
         lines.append("        ])")
         concat_blocks = [b for b, block in enumerate(genotype.blocks) if block.combine == "concat"]
@@ -154,7 +159,17 @@ class _Writer:
         else:
             conv = self.call(ReLUConvBN, ("c_prev_prev", "c", 1), {})
             reduced = {s.reduction_prev for s in slots}
-            if True in reduced:
+            if any(s.raw_s0 for s in slots):
+                factorized = self.call(FactorizedReduce, ("c_prev_prev", "c"), {})
+                lines += [
+                    "        if raw_s0:  # the stem conv's output, read as it is",
+                    "            self.preprocess0 = nn.Identity()",
+                    "        elif reduction_prev:  # s0 has twice the resolution of s1",
+                    f"            self.preprocess0 = {factorized}",
+                    "        else:",
+                    f"            self.preprocess0 = {conv}",
+                ]
+            elif True in reduced:
                 factorized = self.call(FactorizedReduce, ("c_prev_prev", "c"), {})
                 lines += [
                     "        if reduction_prev:  # s0 has twice the resolution of s1",
@@ -178,74 +193,93 @@ class _Writer:
 
 _NETWORK = '''
 class Network(nn.Module):
-    """Stem, then three stages of normal cells with a reduction cell between stages."""
+    """{layout_doc}"""
 
-    def __init__(self, in_channels: int, num_classes: int, init_channels: int,
-                 cells_per_stage: int, stem_multiplier: int{unused_param}) -> None:
+    # One row per cell: (cell class, c_prev_prev, c_prev, c, reduction_prev, s0_back,
+    # raw_s0): the channels of its inputs s0 / s1 and of its hidden states, whether s0
+    # has twice s1's resolution, how many cells back s0 comes from, and whether s0 is
+    # read unprocessed. Each cell's s1 is the cell before it.
+    CELLS = (
+{cell_rows}
+    )
+
+    def __init__(self, in_channels: int, num_classes: int{unused_param}) -> None:
         super().__init__()
-        c = init_channels
-        c_stem = stem_multiplier * c
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_stem),
+        self.stem = nn.Sequential(  # {stem_doc}
+            nn.Conv2d(in_channels, {stem_channels}, 3, {stem_args}, bias=False),
+            nn.BatchNorm2d({stem_channels}),
         )
-        reductions = (cells_per_stage, 2 * cells_per_stage + 1)
-        c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
         self.cells = nn.ModuleList()
-        for i in range(3 * cells_per_stage + 2):
-            reduction = i in reductions
-            if reduction:
-                c *= 2  # channels double where the resolution halves
-            cell_cls = ReductionCell if reduction else NormalCell
+        self.s0_back = [row[5] for row in self.CELLS]
+{loop}
 {append_cell}
-            c_prev_prev, c_prev = c_prev, cell_cls.multiplier * c
-            reduction_prev = reduction
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        self.global_pool = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.dropout = nn.Dropout({dropout})
+        self.classifier = nn.Linear(NormalCell.multiplier * self.CELLS[-1][3], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)  # (B, c_stem, H, W)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(torch.flatten(self.global_pool(s1), 1))  # (B, num_classes)
+        # The last three outputs (the stem's stands in for cells before the first).
+        recent = [self.stem(x)] * 3
+        for cell, back in zip(self.cells, self.s0_back):
+            recent = [*recent[1:], cell(recent[-back], recent[-1])]
+        pooled = torch.flatten(self.global_pool(recent[-1]), 1)
+        return self.classifier(self.dropout(pooled))  # (B, num_classes)
 
 
 def build_network() -> nn.Module:
     """{summary}"""
-    return Network(
-        in_channels={in_channels},
-        num_classes={num_classes},
-        init_channels={init_channels},
-        cells_per_stage={cells_per_stage},
-        stem_multiplier={stem_multiplier},{unused_arg}
-    )
+    return Network(in_channels={in_channels}, num_classes={num_classes}{unused_arg})
 '''
 
+
+def _cell_rows(plan: NetworkPlan) -> str:
+    rows = []
+    for slot in plan.cells:
+        name = "ReductionCell" if slot.reduction else "NormalCell"
+        values = [
+            _int(slot.c_prev_prev),
+            _int(slot.c_prev),
+            _int(slot.c),
+            _literal(slot.reduction_prev),
+            _int(slot.s0_back),
+            _literal(slot.raw_s0),
+        ]
+        rows.append(f"        ({name}, {', '.join(values)}),  # cell {_int(slot.index)}")
+    return "\n".join(rows)
+
+
+_ROW = "(cell_cls, c_prev_prev, c_prev, c, reduction_prev, _, raw_s0)"
+_LOOP = f"        for {_ROW} in self.CELLS:"
+_LOOP_UNUSED = f"        for i, {_ROW} in enumerate(self.CELLS):"
+_RAW = """\
+            extra = {"raw_s0": True} if raw_s0 else {}  # the first stem cell only
+"""
+
 _APPEND_CELL = """\
-            self.cells.append(cell_cls(c_prev_prev, c_prev, c, reduction_prev))"""
+{raw}            self.cells.append(cell_cls(c_prev_prev, c_prev, c, reduction_prev{extra}))"""
 
 _APPEND_CELL_OR_UNUSED = """\
             if i in unused_cells:  # nothing reads this cell's output: see UnusedCell
                 self.cells.append(UnusedCell())
-            else:
-                self.cells.append(cell_cls(c_prev_prev, c_prev, c, reduction_prev))"""
+                continue
+{raw}            self.cells.append(cell_cls(c_prev_prev, c_prev, c, reduction_prev{extra}))"""
 
 
 def export_source(
     arch: NASNetArch, cfg: MacroConfig, in_channels: int, num_classes: int, image_size: int
 ) -> str:
     """Source of a module defining ``build_network()`` for a validated ``arch``."""
-    slots = plan_cells(arch, cfg)
+    plan = plan_network(arch, cfg, image_size)
     writer = _Writer()
     cells = [
         writer.cell_class(
             name,
             arch.cell(name),
-            [s for s in slots if s.live and s.reduction == (name == "reduction")],
+            [s for s in plan.cells if s.live and s.reduction == (name == "reduction")],
         )
         for name in ("normal", "reduction")
     ]
-    unused = tuple(s.index for s in slots if not s.live)
+    unused = tuple(s.index for s in plan.cells if not s.live)
     if unused:
         writer.used.add(UnusedCell)
     helpers = [
@@ -255,14 +289,51 @@ def export_source(
     if FactorizedReduce in writer.used:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import nn")
-
-    final_channels = len(arch.normal.concat) * slots[-1].c
-    n = cfg.cells_per_stage
-    summary = (
-        f"NASNet {_int(n)} @ {_int(final_channels)} for {_int(in_channels)}x"
-        f"{_int(image_size)}x{_int(image_size)} images, {_int(num_classes)} classes."
+    summary = _summary(arch, cfg, plan, (in_channels, num_classes, image_size))
+    raw = any(s.raw_s0 for s in plan.cells)
+    append = _APPEND_CELL_OR_UNUSED if unused else _APPEND_CELL
+    network = _NETWORK.format(
+        layout_doc=_LAYOUT_DOC[plan.layout],
+        cell_rows=_cell_rows(plan),
+        unused_param=", unused_cells: tuple[int, ...] = ()" if unused else "",
+        stem_channels=_int(plan.stem_channels),
+        stem_args="padding=1" if plan.stem_stride == 1 else "stride=2",
+        stem_doc="same size" if plan.stem_stride == 1 else "stride 2, no padding",
+        loop=_LOOP_UNUSED if unused else _LOOP,
+        append_cell=append.format(raw=_RAW if raw else "", extra=", **extra" if raw else ""),
+        dropout=repr(float(cfg.dropout)),
+        summary=summary,
+        in_channels=_int(in_channels),
+        num_classes=_int(num_classes),
+        unused_arg=f", unused_cells={_int_tuple(unused)}" if unused else "",
     )
-    header = "\n".join(
+    parts = [_header(arch, summary, imports), *helpers, *cells]
+    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n\n" + network
+
+
+_LAYOUT_DOC = {
+    "cifar": "Stem, then three stages of normal cells with a reduction cell between stages.",
+    "imagenet": (
+        "Strided stem and two reduction stem cells, then three stages of normal cells\n"
+        "    with a reduction cell between stages (NASNet's ImageNet layout)."
+    ),
+}
+
+
+def _summary(
+    arch: NASNetArch, cfg: MacroConfig, plan: NetworkPlan, data: tuple[int, int, int]
+) -> str:
+    in_channels, num_classes, image_size = data
+    final_channels = len(arch.normal.concat) * plan.cells[-1].c
+    return (
+        f"NASNet {_int(cfg.cells_per_stage)} @ {_int(final_channels)} ({plan.layout} layout) for "
+        f"{_int(in_channels)}x{_int(image_size)}x{_int(image_size)} images, "
+        f"{_int(num_classes)} classes."
+    )
+
+
+def _header(arch: NASNetArch, summary: str, imports: list[str]) -> str:
+    return "\n".join(
         [
             f'"""{summary}',
             "",
@@ -290,16 +361,3 @@ def export_source(
             *imports,
         ]
     )
-    network = _NETWORK.format(
-        unused_param=",\n                 unused_cells: tuple[int, ...] = ()" if unused else "",
-        append_cell=_APPEND_CELL_OR_UNUSED if unused else _APPEND_CELL,
-        summary=summary,
-        in_channels=_int(in_channels),
-        num_classes=_int(num_classes),
-        init_channels=_int(cfg.init_channels),
-        cells_per_stage=_int(n),
-        stem_multiplier=_int(cfg.stem_multiplier),
-        unused_arg=f"\n        unused_cells={_int_tuple(unused)}," if unused else "",
-    )
-    parts = [header, *helpers, *cells]
-    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n\n" + network

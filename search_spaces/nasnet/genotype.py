@@ -49,6 +49,15 @@ class Cell:
         """Whether hidden state ``index`` is read by a block or is part of the output."""
         return index in self.concat or any(index in (b.input1, b.input2) for b in self.blocks)
 
+    def ops_reading(self, index: int) -> list[str]:
+        """The names of the ops applied to hidden state ``index``."""
+        return [
+            op
+            for b in self.blocks
+            for op, source in ((b.op1, b.input1), (b.op2, b.input2))
+            if source == index
+        ]
+
 
 @dataclass(frozen=True)
 class NASNetArch:

@@ -1,25 +1,23 @@
 """The NASNet network: a stem, three stages of normal cells, two reduction cells, a classifier.
 
-Layout (``N`` = ``cells_per_stage``)::
+Layout (``N`` = ``cells_per_stage``; the ImageNet layout adds a strided stem and two
+reduction "stem cells", see :mod:`search_spaces.nasnet.plan`)::
 
-    stem -> N x normal -> reduction -> N x normal -> reduction -> N x normal -> pool -> linear
+    stem -> N x normal -> reduction -> N x normal -> reduction -> N x normal
+         -> ReLU -> pool -> linear
 
 Channels per hidden state (``C``) double at each reduction cell; a cell's output has
 ``len(concat) * C`` channels. The auxiliary head, when enabled, reads the output of the
-cell just before the second reduction (as in the TF-slim reference). The module structure
+cell just before the last reduction (as in the TF-slim reference). The module structure
 (attribute names ``stem``, ``cells``, ``preprocess0``, ``preprocess1``, ``ops``, ``merge``,
 ``classifier``) is the one the exported source rebuilds, so state-dict keys agree.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from nas.core.validation import check_bool, check_number
 from search_spaces.nasnet.genotype import Cell, NASNetArch
 from search_spaces.nasnet.ops import (
     FactorizedReduce,
@@ -28,93 +26,18 @@ from search_spaces.nasnet.ops import (
     UnusedCell,
     make_op,
 )
+from search_spaces.nasnet.plan import CellSlot, MacroConfig, NetworkPlan, plan_network
 
 AUX_HIDDEN = 768  # width of the auxiliary head's last conv (TF-slim)
-
-
-@dataclass(frozen=True)
-class MacroConfig:
-    """The network's macro settings: the NASNet space's ``model.*`` settings group."""
-
-    cells_per_stage: int = 2  # N normal cells per stage
-    init_channels: int = 16  # C of the first stage's hidden states
-    stem_multiplier: int = 3  # stem outputs stem_multiplier * C channels
-    num_blocks: int = 5  # B blocks per cell
-    auxiliary_head: bool = False
-    auxiliary_weight: float = 0.4  # weight of the auxiliary loss, read by the trainer
-    drop_path: float = 0.0  # drop-path probability of the last cell at the end of training
-
-    def __post_init__(self) -> None:
-        for name in ("cells_per_stage", "stem_multiplier", "num_blocks"):
-            check_number(name, getattr(self, name), integer=True, low=1)
-        # At least 2: a factorized reduction splits the channels in two halves.
-        check_number("init_channels", self.init_channels, integer=True, low=2)
-        check_bool("auxiliary_head", self.auxiliary_head)
-        check_number("auxiliary_weight", self.auxiliary_weight, low=0.0)
-        check_number("drop_path", self.drop_path, low=0.0, high=1.0, high_open=True)
-
-    @property
-    def num_cells(self) -> int:
-        return 3 * self.cells_per_stage + 2
-
-    @property
-    def aux_cell_index(self) -> int:
-        """The cell just before the second reduction."""
-        return 2 * self.cells_per_stage
-
-    def is_reduction(self, index: int) -> bool:
-        return index in (self.cells_per_stage, 2 * self.cells_per_stage + 1)
-
-
-@dataclass(frozen=True)
-class CellSlot:
-    """Where a cell sits in the network and the channel counts it is built with."""
-
-    index: int
-    reduction: bool
-    c_prev_prev: int  # channels of s0, the output of cell index-2 (or the stem)
-    c_prev: int  # channels of s1, the output of cell index-1 (or the stem)
-    c: int  # channels of each hidden state inside the cell
-    reduction_prev: bool  # s0 has twice the resolution of s1
-    live: bool  # the cell's output reaches the classifier (or the auxiliary head)
-
-
-def plan_cells(arch: NASNetArch, cfg: MacroConfig) -> tuple[CellSlot, ...]:
-    """Channel counts and liveness of every cell; shared by the builder and the code generator."""
-    n = cfg.num_cells
-    genotypes = [arch.reduction if cfg.is_reduction(i) else arch.normal for i in range(n)]
-    # Liveness, from the classifier backwards: cell j's output is s1 of cell j+1 and s0 of
-    # cell j+2, and matters only if a live consumer reads that input.
-    live = [False] * n
-    live[-1] = True
-    if cfg.auxiliary_head:
-        live[cfg.aux_cell_index] = True
-    for j in reversed(range(n)):
-        if live[j]:
-            if j >= 1 and genotypes[j].uses_state(1):
-                live[j - 1] = True
-            if j >= 2 and genotypes[j].uses_state(0):
-                live[j - 2] = True
-
-    slots = []
-    c = cfg.init_channels
-    c_prev_prev = c_prev = cfg.stem_multiplier * c
-    reduction_prev = False
-    for i in range(n):
-        reduction = cfg.is_reduction(i)
-        if reduction:
-            c *= 2
-        slots.append(CellSlot(i, reduction, c_prev_prev, c_prev, c, reduction_prev, live[i]))
-        c_prev_prev, c_prev = c_prev, len(genotypes[i].concat) * c
-        reduction_prev = reduction
-    return tuple(slots)
 
 
 def preprocess_modules(genotype: Cell, slot: CellSlot) -> tuple[nn.Module | None, nn.Module | None]:
     """Bring the cell's inputs to ``C`` channels; ``None`` for an input the cell never reads."""
     pre0: nn.Module | None = None
     pre1: nn.Module | None = None
-    if genotype.uses_state(0):
+    if genotype.uses_state(0) and slot.raw_s0:
+        pre0 = nn.Identity()  # its ops bring it to C themselves
+    elif genotype.uses_state(0):
         # After a reduction, s0 still has the previous resolution: halve it on the way in.
         pre0 = (
             FactorizedReduce(slot.c_prev_prev, slot.c)
@@ -145,7 +68,8 @@ class NASNetCell(nn.Module):
         for block in genotype.blocks:
             for name, source in ((block.op1, block.input1), (block.op2, block.input2)):
                 stride = 2 if slot.reduction and source < 2 else 1
-                ops.append(make_op(name, slot.c, stride))
+                raw = source == 0 and slot.raw_s0
+                ops.append(make_op(name, slot.c, stride, slot.c_prev_prev if raw else None))
         # ops[2b] and ops[2b + 1] are block b's first and second op.
         self.ops = nn.ModuleList(ops)
         # Identity outputs are never dropped: that would cut the cell's only plain path.
@@ -231,26 +155,24 @@ class NASNetwork(nn.Module):
         self.auxiliary_weight = float(cfg.auxiliary_weight)
         self.aux_logits: torch.Tensor | None = None
         self._max_drop_path = cfg.drop_path
-        self._aux_index = cfg.aux_cell_index
-        slots = plan_cells(arch, cfg)
-        stem_c = slots[0].c_prev
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, stem_c, 3, padding=1, bias=False),
-            nn.BatchNorm2d(stem_c),
-        )
+        plan = plan_network(arch, cfg, image_size)
+        self._s0_back = [slot.s0_back for slot in plan.cells]
+        self._aux_index = plan.aux_index
+        self.stem = stem(in_channels, plan)
         self.cells = nn.ModuleList(
             NASNetCell(arch.reduction if s.reduction else arch.normal, s)
             if s.live
             else UnusedCell()
-            for s in slots
+            for s in plan.cells
         )
         self.aux_head: AuxiliaryHead | None = None
-        if cfg.auxiliary_head:
-            aux_slot = slots[self._aux_index + 1]  # the next cell's s1 is the aux cell's output
-            map_size = math.ceil(image_size / 2)  # one reduction before the aux cell
-            self.aux_head = AuxiliaryHead(aux_slot.c_prev, num_classes, map_size)
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        last = slots[-1]
+        if plan.aux_slot is not None:
+            aux = plan.aux_slot
+            c_aux = len(arch.cell("reduction" if aux.reduction else "normal").concat) * aux.c
+            self.aux_head = AuxiliaryHead(c_aux, num_classes, aux.map_size)
+        self.global_pool = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.dropout = nn.Dropout(cfg.dropout)
+        last = plan.cells[-1]
         self.classifier = nn.Linear(len(arch.normal.concat) * last.c, num_classes)
 
     def set_training_progress(self, progress: float) -> None:
@@ -268,9 +190,23 @@ class NASNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.aux_logits = None
-        s0 = s1 = self.stem(x)  # (B, stem_c, H, W)
+        # The last three outputs (the stem's stands in for cells before the first):
+        # a cell reads the one before it and the one two (or three) before it.
+        recent = [self.stem(x)] * 3  # (B, stem channels, H', W')
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1)
+            recent = [*recent[1:], cell(recent[-self._s0_back[i]], recent[-1])]
             if i == self._aux_index and self.aux_head is not None and self.training:
-                self.aux_logits = self.aux_head(s1)
-        return self.classifier(torch.flatten(self.global_pool(s1), 1))  # (B, num_classes)
+                self.aux_logits = self.aux_head(recent[-1])
+        pooled = torch.flatten(self.global_pool(recent[-1]), 1)
+        return self.classifier(self.dropout(pooled))  # (B, num_classes)
+
+
+def stem(in_channels: int, plan: NetworkPlan) -> nn.Sequential:
+    """The first conv and its BN: padded at stride 1 (cifar), unpadded at stride 2 (imagenet)."""
+    padding = 1 if plan.stem_stride == 1 else 0
+    return nn.Sequential(
+        nn.Conv2d(
+            in_channels, plan.stem_channels, 3, stride=plan.stem_stride, padding=padding, bias=False
+        ),
+        nn.BatchNorm2d(plan.stem_channels),
+    )

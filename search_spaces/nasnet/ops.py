@@ -6,8 +6,9 @@ copied verbatim (``inspect.getsource``) into the standalone source that
 share one module structure and their state-dict keys agree. These classes may therefore
 refer only to ``torch``, ``nn`` and ``F``, and their docstrings must make sense on their own.
 
-Every op maps ``C`` channels to ``C`` channels; ``stride`` is 2 for ops that read a
-reduction cell's inputs and 1 everywhere else.
+Every op maps ``C`` channels to ``C`` channels (convolutions may read another count:
+the ImageNet layout's first stem cell); ``stride`` is 2 for ops that read a reduction
+cell's inputs and 1 everywhere else.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ class ReLUConvBN(nn.Module):
 class SpatialSepConv(nn.Module):
     """ReLU -> 1xk conv -> kx1 conv -> BN: a kxk receptive field from 2k weights."""
 
-    def __init__(self, c: int, kernel_size: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.op = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(c, c, (1, kernel_size), stride=(1, stride), padding=(0, pad), bias=False),
+            nn.Conv2d(c_in, c, (1, kernel_size), stride=(1, stride), padding=(0, pad), bias=False),
             nn.Conv2d(c, c, (kernel_size, 1), stride=(stride, 1), padding=(pad, 0), bias=False),
             nn.BatchNorm2d(c),
         )
@@ -86,15 +87,16 @@ class SpatialSepConv(nn.Module):
 
 
 class SepConv(nn.Module):
-    """Depthwise-separable conv applied twice, as in NASNet; stride only in the first."""
+    """Depthwise-separable conv applied twice, as in NASNet; stride only in the first,
+    whose pointwise conv maps ``c_in`` to ``c`` channels."""
 
-    def __init__(self, c: int, kernel_size: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.op = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(c, c, kernel_size, stride=stride, padding=pad, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
+            nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=pad, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c, 1, bias=False),
             nn.BatchNorm2d(c),
             nn.ReLU(),
             nn.Conv2d(c, c, kernel_size, stride=1, padding=pad, groups=c, bias=False),
@@ -172,24 +174,34 @@ class ScheduledDropPath(nn.Module):
         return f"drop_prob={self.drop_prob:.4f}"
 
 
-# An op's constructor call: class, positional args, keyword args. The string "c" stands for
-# the cell's channel count; every other value is a plain int or bool, so the same spec both
-# builds the module here and is rendered into exported source without evaluating text.
+# Ops whose input may have another channel count than their output (the convolutions).
+CHANNEL_MAPPING_OPS = frozenset(
+    {"conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "conv_1x1", "conv_3x3"}
+    | {f"sep_conv_{k}x{k}" for k in (3, 5, 7)}
+)
+
+# An op's constructor call: class, positional args, keyword args. The strings "c" and
+# ``c_in`` stand for the cell's channel count and the op's input channels; every other
+# value is a plain int or bool, so the same spec both builds the module here and is
+# rendered into exported source without evaluating text.
 OpSpec = tuple[type[nn.Module], tuple[Any, ...], dict[str, Any]]
 
 
-def op_spec(name: str, stride: int) -> OpSpec:
-    """How to construct op ``name`` with ``stride`` (1 or 2)."""
+def op_spec(name: str, stride: int, c_in: str = "c") -> OpSpec:
+    """How to construct op ``name`` with ``stride`` (1 or 2) reading ``c_in`` channels
+    (another count than ``"c"`` only for ``CHANNEL_MAPPING_OPS``)."""
+    if c_in != "c" and name not in CHANNEL_MAPPING_OPS:
+        raise ValueError(f"NASNet op {name!r} cannot change the channel count.")
     if name == "identity":
         # A strided identity must still halve the resolution (reduction-cell input).
         return (FactorizedReduce, ("c", "c"), {}) if stride > 1 else (nn.Identity, (), {})
     if name in ("conv_1x3_3x1", "conv_1x7_7x1"):
         k = 3 if name == "conv_1x3_3x1" else 7
-        return SpatialSepConv, ("c",), {"kernel_size": k, "stride": stride}
+        return SpatialSepConv, (c_in, "c"), {"kernel_size": k, "stride": stride}
     if name == "dil_conv_3x3":
         return (
             ReLUConvBN,
-            ("c", "c"),
+            (c_in, "c"),
             {"kernel_size": 3, "stride": stride, "padding": 2, "dilation": 2},
         )
     if name == "avg_pool_3x3":
@@ -200,13 +212,14 @@ def op_spec(name: str, stride: int) -> OpSpec:
         return nn.MaxPool2d, (k,), {"stride": stride, "padding": k // 2}
     if name in ("conv_1x1", "conv_3x3"):
         k = int(name[-1])
-        return ReLUConvBN, ("c", "c"), {"kernel_size": k, "stride": stride, "padding": k // 2}
+        return ReLUConvBN, (c_in, "c"), {"kernel_size": k, "stride": stride, "padding": k // 2}
     if name.startswith("sep_conv_"):
-        return SepConv, ("c",), {"kernel_size": int(name[-1]), "stride": stride}
+        return SepConv, (c_in, "c"), {"kernel_size": int(name[-1]), "stride": stride}
     raise ValueError(f"Unknown NASNet op {name!r}; expected one of {', '.join(OPS)}.")
 
 
-def make_op(name: str, c: int, stride: int) -> nn.Module:
-    """Instantiate op ``name`` for ``c`` channels."""
-    cls, args, kwargs = op_spec(name, stride)
-    return cls(*(c if a == "c" else a for a in args), **kwargs)
+def make_op(name: str, c: int, stride: int, c_in: int | None = None) -> nn.Module:
+    """Instantiate op ``name`` for ``c`` channels (read from ``c_in``, default ``c``)."""
+    values = {"c": c, "c_in": c if c_in is None else c_in}
+    cls, args, kwargs = op_spec(name, stride, "c" if c_in is None else "c_in")
+    return cls(*(values.get(a, a) if isinstance(a, str) else a for a in args), **kwargs)

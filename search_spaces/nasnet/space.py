@@ -22,27 +22,38 @@ from search_spaces.nasnet.genotype import (
     unused_block_outputs,
     validate_arch,
 )
-from search_spaces.nasnet.model import MacroConfig, NASNetwork
+from search_spaces.nasnet.model import NASNetwork
 from search_spaces.nasnet.ops import OPS
+from search_spaces.nasnet.plan import PRESETS, MacroConfig
 
 if TYPE_CHECKING:
     import optuna
     import torch
     from torch import nn
 
+
 @register_space
 class NASNetSpace(SearchSpace[NASNetArch]):
     """NASNet cells: ``B`` blocks, each two ops on two hidden states plus a combiner.
 
     Args:
-        cells_per_stage: Normal cells per stage (N); the network has 3N + 2 cells.
+        preset: A published network's macro settings: ``cifar`` (NASNet-A 6 @ 768),
+            ``mobile`` (4 @ 1056, 224 px) or ``large`` (6 @ 4032, 331 px); the other
+            arguments given override it.
+        layout: ``cifar`` (stride-1 stem), ``imagenet`` (stride-2 stem and two reduction
+            stem cells) or ``auto`` (imagenet for images over 64 px).
+        cells_per_stage: Normal cells per stage (N); 3N + 2 cells (+ 2 stem cells).
         init_channels: Channels per hidden state in the first stage (C); doubles at each
-            reduction. At least 2, since a factorized reduction splits it in two halves.
-        stem_multiplier: The stem's 3x3 conv outputs ``stem_multiplier * C`` channels.
+            reduction. At least 2 (8 for the imagenet layout).
+        stem_multiplier: The stem conv's filters: ``stem_multiplier * C`` (cifar),
+            ``32 * stem_multiplier`` (imagenet).
         num_blocks: Blocks per cell (B).
-        auxiliary_head: Train with TF-slim's auxiliary classifier before the second reduction.
+        skip_reduction_input: The first cell after a reduction reads the cell two before
+            the reduction (NASNet-A Large) instead of the one just before it.
+        auxiliary_head: Train with TF-slim's auxiliary classifier before the last reduction.
         auxiliary_weight: Weight of the auxiliary loss (``model.auxiliary_weight``).
         drop_path: ScheduledDropPath probability of the last cell at the end of training.
+        dropout: Dropout before the classifier while training.
 
     Raises:
         ConfigError: An unknown option, or a value of the wrong type or range.
@@ -51,6 +62,7 @@ class NASNetSpace(SearchSpace[NASNetArch]):
     name: ClassVar[str] = "nasnet"
 
     Settings: ClassVar[type[MacroConfig]] = MacroConfig
+    setting_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = PRESETS
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

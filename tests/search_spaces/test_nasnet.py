@@ -123,6 +123,9 @@ def test_registered() -> None:
         ({"drop_path": 1.0}, "model.drop_path"),
         ({"drop_path": math.nan}, "model.drop_path"),
         ({"drop_path": True}, "model.drop_path"),
+        ({"preset": "medium"}, "model.preset"),
+        ({"layout": "tiny"}, "model.layout"),
+        ({"dropout": 1.0}, "model.dropout"),
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, Any], needle: str) -> None:
@@ -159,6 +162,92 @@ def test_nasnet_a_cifar10_6_at_768_has_3_3m_parameters() -> None:
     count = sum(p.numel() for k, p in model.named_parameters() if k in exported)
     # Measured 3,328,234 (published: 3.3M).
     assert abs(count - 3.3e6) / 3.3e6 <= 0.02, count
+
+
+# Published sizes (Zoph et al. 2018, Tables 1-2), counted by the project's counters: the
+# parameters the exported network loads, and multiply-adds (half the counted FLOPs).
+PUBLISHED = {
+    "cifar": (DataSpec(3, 10, 32), 3.3e6, None),
+    "mobile": (DataSpec(3, 1000, 224), 5.3e6, 564e6),
+    "large": (DataSpec(3, 1000, 331), 88.9e6, 23.8e9),
+}
+
+
+@pytest.mark.parametrize("preset", list(PUBLISHED))
+def test_nasnet_a_presets_have_the_published_sizes(preset: str) -> None:
+    from nas.metrics import count_flops, count_parameters
+
+    spec, params, mult_adds = PUBLISHED[preset]
+    space = create_space("nasnet", preset=preset)
+    model = space.build(space.named_architectures()["nasnet-a"], spec)
+    counted = count_parameters(model, exclude_prefixes=("aux_head.",))
+    assert abs(counted / params - 1) <= 0.01, counted
+    if mult_adds is not None:
+        counted_macs = count_flops(model, spec.input_shape(1)) / 2
+        assert abs(counted_macs / mult_adds - 1) <= 0.02, counted_macs
+
+
+def test_exported_nasnet_a_mobile_equals_the_model(tmp_path: Path) -> None:
+    space = create_space("nasnet", preset="mobile")
+    spec = PUBLISHED["mobile"][0]
+    torch.manual_seed(0)
+    model = space.build(NASNET_A, spec)
+    model.train()
+    with torch.no_grad():  # BN statistics away from their initial values
+        model(torch.randn(2, 3, 224, 224))
+    model.eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        y = model(x)
+    case = ExportCase(space.export_source(NASNET_A, spec), space.export_state_dict(model), x, y)
+    assert max_abs_differences({"mobile": case}, tmp_path)["mobile"] <= 1e-5
+
+
+def test_imagenet_layout_has_the_strided_stem_and_two_stem_cells() -> None:
+    from search_spaces.nasnet.plan import plan_network
+
+    space = create_space("nasnet", preset="mobile")
+    plan = plan_network(NASNET_A, space.config, 224)
+    assert (plan.layout, plan.stem_channels, plan.stem_stride) == ("imagenet", 32, 2)
+    assert [s.c for s in plan.cells[:3]] == [11, 22, 44]  # C/4, C/2, then C = 44
+    assert [s.map_size for s in plan.cells[:3]] == [56, 28, 28]  # 224 -> 111 -> 56 -> 28
+    assert plan.cells[0].raw_s0 and not any(s.raw_s0 for s in plan.cells[1:])
+    assert plan.cells[-1].map_size == 7 and len(plan.cells) == 3 * 4 + 4
+    # The auxiliary head reads the 14x14 cell before the last reduction (2.4M parameters).
+    model = space.build(NASNET_A, DataSpec(3, 1000, 224))
+    assert plan.aux_index == 2 + 4 + 1 + 4 - 1 and plan.aux_slot.map_size == 14
+    aux = sum(p.numel() for n, p in model.named_parameters() if n.startswith("aux_head."))
+    assert 2.3e6 < aux < 2.5e6, aux
+    # auto: CIFAR-sized images keep the stride-1 stem.
+    assert plan_network(NASNET_A, NASNetSpace().config, 32).layout == "cifar"
+    assert plan_network(NASNET_A, NASNetSpace().config, 224).layout == "imagenet"
+
+
+def test_large_reads_the_cell_two_before_each_reduction() -> None:
+    from search_spaces.nasnet.plan import plan_network
+
+    plan = plan_network(NASNET_A, create_space("nasnet", preset="large").config, 331)
+    after_reductions = [2 + 6 + 1, 2 + 6 + 1 + 6 + 1]  # the first normal cell of stages 2, 3
+    assert [i for i, s in enumerate(plan.cells) if s.s0_back == 3] == after_reductions
+    assert all(plan.cells[i].reduction_prev for i in after_reductions)
+    mobile = plan_network(NASNET_A, create_space("nasnet", preset="mobile").config, 224)
+    assert {s.s0_back for s in mobile.cells} == {2}
+
+
+def test_settings_given_beside_a_preset_win() -> None:
+    from nas.config import compose_search
+
+    space = create_space("nasnet", preset="mobile", cells_per_stage=2)
+    assert (space.config.cells_per_stage, space.config.init_channels) == (2, 44)
+    config = compose_search(["space=nasnet", "model.preset=large", "model.dropout=0.2"])
+    assert (config.model.init_channels, config.model.dropout) == (168, 0.2)
+    assert config.model.skip_reduction_input is True
+
+
+def test_imagenet_layout_refuses_too_few_channels() -> None:
+    space = NASNetSpace(layout="imagenet", cells_per_stage=1, init_channels=4)
+    with pytest.raises(ConfigError, match="init_channels >= 8"):
+        space.build(NASNET_A, RGB)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -380,6 +469,60 @@ def test_unreachable_cells_are_not_built() -> None:
     # feed nothing that is read.
     unused = [i for i, c in enumerate(model.cells) if isinstance(c, UnusedCell)]
     assert unused == [1, 3]
+
+
+def _reduction_reading_h0_with(space: NASNetSpace, pools: bool) -> NASNetArch:
+    """A sampled architecture whose reduction cell reads h_{i-1} through convolutions
+    only (the first stem cell then takes it unprocessed), or through a pool."""
+    from search_spaces.nasnet.ops import CHANNEL_MAPPING_OPS
+
+    def wanted(arch: NASNetArch) -> bool:
+        ops = arch.reduction.ops_reading(0)
+        convs = bool(ops) and all(op in CHANNEL_MAPPING_OPS for op in ops)
+        return 0 not in arch.reduction.concat and (convs != pools) and bool(ops)
+
+    return first_sample(space, wanted)
+
+
+def test_imagenet_layout_exports_equal_the_model(tmp_path: Path) -> None:
+    space = NASNetSpace(layout="imagenet", cells_per_stage=1, init_channels=8)
+    large = NASNetSpace(
+        layout="imagenet",
+        cells_per_stage=1,
+        init_channels=8,
+        skip_reduction_input=True,
+        dropout=0.5,
+        auxiliary_head=True,
+    )
+    data = DataSpec(3, 10, 67)  # odd sizes all the way down
+    cases = {
+        "nasnet_a": (space, NASNET_A),
+        "skip_input": (large, NASNET_A),
+        "raw_convs": (space, _reduction_reading_h0_with(space, pools=False)),
+        "pool_on_h0": (space, _reduction_reading_h0_with(space, pools=True)),
+    }
+    from search_spaces.nasnet.plan import plan_network
+
+    raw = {
+        name: plan_network(arch, o.config, 67).cells[0].raw_s0 for name, (o, arch) in cases.items()
+    }
+    assert raw == {"nasnet_a": True, "skip_input": True, "raw_convs": True, "pool_on_h0": False}
+    torch.manual_seed(0)
+    exports = {}
+    for name, (owner, arch) in cases.items():
+        model = owner.build(arch, data)
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(4, 3, 67, 67))
+        model.eval()
+        x = torch.randn(2, 3, 67, 67)
+        with torch.no_grad():
+            y = model(x)
+        exports[name] = ExportCase(
+            owner.export_source(arch, data), owner.export_state_dict(model), x, y
+        )
+    diffs = max_abs_differences(exports, tmp_path)
+    assert max(diffs.values()) <= 1e-5, diffs
 
 
 def test_export_round_trip_in_fresh_interpreter(tmp_path: Path) -> None:
