@@ -100,6 +100,7 @@ class EvaluationContext:
     set_study_attr: Callable[[str, Any], None]
     echo: Callable[[str], None] = print
     trains: bool = True  # False: a worker; use what the study's trainer prepared
+    latency_threads: int = 1  # CPU threads latency is timed with (deployment_costs)
     parallel: DataParallelContext | None = None  # data-parallel preparation (torchrun)
 
     @cached_property

@@ -13,9 +13,15 @@ if TYPE_CHECKING:
 
 
 def deployment_costs(
-    space: SearchSpace[Any], model: nn.Module, spec: DataSpec, device: torch.device
+    space: SearchSpace[Any],
+    model: nn.Module,
+    spec: DataSpec,
+    device: torch.device,
+    *,
+    latency_threads: int = 1,
 ) -> dict[str, float]:
-    """``params``, ``flops`` (one image) and ``latency`` (ms on ``device``) of ``model``.
+    """``params``, ``flops`` (one image), ``latency`` (ms on ``device``, timed with
+    ``latency_threads`` CPU threads) and that thread count, of ``model``.
 
     ``model`` is moved to ``device``; see :func:`deployed_size` for what counts.
     """
@@ -23,7 +29,9 @@ def deployment_costs(
 
     model.to(device)
     size = deployed_size(space, model, spec)
-    return {**size, "latency": measure_latency(model, spec.input_shape(1), device=device)}
+    shape = spec.input_shape(1)
+    latency = measure_latency(model, shape, device=device, threads=latency_threads)
+    return {**size, "latency": latency, "latency_threads": float(latency_threads)}
 
 
 def deployed_size(space: SearchSpace[Any], model: nn.Module, spec: DataSpec) -> dict[str, float]:

@@ -118,7 +118,13 @@ class SupernetEvaluator(Evaluator[SupernetSettings]):
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
         context = self.context
         child = check_supernet(self.supernet).extract(arch)
-        costs = deployment_costs(context.space, child, context.data.spec, context.device)
+        costs = deployment_costs(
+            context.space,
+            child,
+            context.data.spec,
+            context.device,
+            latency_threads=context.latency_threads,
+        )
         trial.record_costs(costs)
         accuracy = inherited_accuracy(
             child,

@@ -78,6 +78,9 @@ class SearchConfig:
     epochs: int = 3  # epochs each trial trains (evaluators that train per trial; pruners)
     seed: int = 0  # base seed; per-trial seeds derive from it
     device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
+    # CPU threads torch times a network's latency with (recorded with each trial), so
+    # that latency objectives and limits mean the same from run to run and machine load.
+    latency_threads: int = 1
     # tpe | random | nsga2 | coarse_to_fine (bignas) | module:Class; options in the group
     # of the same name (tpe.*, nsga2.*, coarse_to_fine.*)
     strategy: str = "tpe"
@@ -444,7 +447,7 @@ def validate_search(config: SearchConfig) -> None:
     _check_strategy_fits(config)
     for key, limit in vars(config.constraints).items():
         check_optional_number(f"constraints.{key}", limit, low=0.0, low_open=True)
-    for key in ("trials", "workers", "epochs", "heartbeat_interval"):
+    for key in ("trials", "workers", "epochs", "heartbeat_interval", "latency_threads"):
         check_number(key, getattr(config, key), integer=True, low=1)
     check_choice("backend", config.backend, BACKENDS)
     check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)

@@ -75,6 +75,7 @@ def measure_latency(
     device: torch.device,
     warmup: int = 3,
     repeats: int = 10,
+    threads: int | None = None,
 ) -> float:
     """Median wall time of one eval-mode forward pass, in milliseconds.
 
@@ -91,6 +92,10 @@ def measure_latency(
         device: Where ``model`` is; the latency is that device's.
         warmup: Untimed passes before timing, at least 0.
         repeats: Timed passes, at least 1.
+        threads: CPU threads torch uses while timing (restored afterwards); None keeps
+            the current setting. A fixed count makes CPU latencies comparable between
+            runs: torch's default follows the machine's cores and, on a shared machine,
+            its load.
 
     Raises:
         ValueError: ``warmup`` is negative or ``repeats`` is below 1.
@@ -113,6 +118,9 @@ def measure_latency(
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     timings: list[float] = []
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
             for _ in range(warmup):
@@ -124,6 +132,7 @@ def measure_latency(
                 synchronize()
                 timings.append(time.perf_counter() - started)
     finally:
+        torch.set_num_threads(previous_threads)
         for module, training in modes:
             module.training = training
     return statistics.median(timings) * 1000.0

@@ -231,6 +231,7 @@ def _prepare_evaluator(
         echo=echo,
         trains=trains,
         parallel=parallel,
+        latency_threads=config.latency_threads,
     )
     evaluator = get_evaluator_class(config.evaluator)(evaluator_settings(config), context)
     evaluator.prepare()

@@ -148,6 +148,8 @@ class OptunaTrialSession:
         self.costs = {name: float(costs[name]) for name in COSTS if name in costs}
         for name, value in self.costs.items():
             self.pending[COSTS[name]] = int(value) if name != "latency" else value
+        if "latency" in self.costs and "latency_threads" in costs:
+            self.pending["latency_threads"] = int(costs["latency_threads"])
         limited = [(name, limit) for name, limit in self.rules.limits.items() if limit is not None]
         missing = [name for name, _ in limited if name not in self.costs]
         if missing:

@@ -156,11 +156,13 @@ def test_latency_objective_is_the_measured_latency(capsys: pytest.CaptureFixture
         "trials=2",
         "objectives=[accuracy,latency]",
         "strategy=random",
+        "latency_threads=2",
     )
     assert code == 0, err
     assert "latency" in out
     for trial in load().get_trials():
         assert trial.values[1] == trial.user_attrs["latency_ms"] > 0
+        assert trial.user_attrs["latency_threads"] == 2  # what the latency means
 
 
 def test_the_same_command_in_two_fresh_folders_trains_the_same_supernet(

@@ -87,6 +87,21 @@ def test_measure_latency_times_eval_passes_after_warmup() -> None:
     assert sleeper.training
 
 
+def test_measure_latency_times_with_the_given_threads_and_restores_them() -> None:
+    seen: list[int] = []
+
+    class CountThreads(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.get_num_threads())
+            return x
+
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    measure_latency(CountThreads(), (1, 3), device=torch.device("cpu"), threads=wanted)
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
+
+
 def test_measure_latency_restores_modes() -> None:
     net = _net()
     net[1].eval()
