@@ -23,6 +23,7 @@ def _load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would: dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -178,15 +179,6 @@ def test_workers_throughput_runs() -> None:
     finished, failures = rows[1][-2:]
     assert (finished, failures) == ("4", "0")  # nas: exactly the budget, no failure
     assert "trials/s" in out
-
-
-@pytest.mark.timeout(900)
-def test_ray_backend_overhead_runs() -> None:
-    pytest.importorskip("ray.tune")
-    out = _script("ray_backend_overhead", "--trials", "2", "--epochs", "1")
-
-    assert "plain Ray Tune + OptunaSearch" in out and "nas backend=ray" in out
-    assert "s/trial" in out
 
 
 @pytest.mark.timeout(900)

@@ -128,15 +128,15 @@ def _run_with_1_and_2_workers(capsys: pytest.CaptureFixture[str]) -> None:
     url = "sqlite:///nas-runs/nas.db"
     curves = {}
     for workers in (1, 2):
-        settings = ["space=nasnet", *TINY_SEARCH, "trials=4", f"study=w{workers}"]
+        settings = ["space=nasnet", *TINY_SEARCH, "trials=3", f"study=w{workers}"]
         study = prepare_study(compose_search(settings))
-        if workers == 1:  # the same four architectures, queued in both studies
+        if workers == 1:  # the same three architectures, queued in both studies
             sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
             from search_spaces import create_space
 
             space = create_space("nasnet", cells_per_stage=1, init_channels=4)
             params = []
-            for _ in range(4):
+            for _ in range(3):
                 trial = sampler.ask()
                 space.sample(trial)
                 params.append(trial.params)
