@@ -62,6 +62,13 @@ MODELS = (
         88.9e6,
         23.8e9,
     ),
+    # Children fitted to the published sizes (the paper gives no per-stage choices).
+    Published(
+        "BigNASModel-S", "bignas", "bignas-s", {"preset": "imagenet"}, 192, 1000, 4.5e6, 242e6
+    ),
+    Published(
+        "BigNASModel-M", "bignas", "bignas-m", {"preset": "imagenet"}, 192, 1000, 5.5e6, 418e6
+    ),
 )
 
 

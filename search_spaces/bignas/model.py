@@ -67,7 +67,8 @@ class MBConv(nn.Module):
         mid = c_in * expand
         self.expand = ConvBNAct(c_in, mid, 1) if expand > 1 else nn.Identity()
         self.depthwise = ConvBNAct(mid, mid, kernel, stride, depthwise=True)
-        self.se = SqueezeExcite(mid, max(1, mid // 4))  # reduction 4 on the expanded width
+        # Squeeze to a quarter of the block's input width, as EfficientNet (se_ratio 0.25).
+        self.se = SqueezeExcite(mid, max(1, c_in // 4))
         self.project = ConvBNAct(mid, c_out, 1, act=False)
         self.residual = stride == 1 and c_in == c_out
         self.drop_connect = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -21,6 +22,7 @@ from search_spaces.bignas.arch import (
 )
 from search_spaces.bignas.model import build_network
 from search_spaces.bignas.presets import PRESETS, Preset
+from search_spaces.bignas.published import PUBLISHED_CHILDREN
 from search_spaces.bignas.supernet import BigNASSupernet
 
 if TYPE_CHECKING:
@@ -143,6 +145,13 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
     def describe(self, arch: BigNASArch) -> str:
         self.validate(arch)
         return describe_arch(arch)
+
+    def named_architectures(self) -> Mapping[str, BigNASArch]:
+        """``bignas-s``, ``-m``, ``-l``, ``-xl`` in the ``imagenet`` preset: children at
+        the published BigNASModels' sizes (see ``search_spaces.bignas.published``)."""
+        if self.preset.name != "imagenet":
+            return {}
+        return {name: decode_arch(data, self.preset) for name, data in PUBLISHED_CHILDREN.items()}
 
     def largest(self) -> BigNASArch:
         return extreme_arch(self.preset, max)

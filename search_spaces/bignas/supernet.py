@@ -94,22 +94,20 @@ class DynamicConvBN(nn.Module):
 
 
 class DynamicSqueezeExcite(nn.Module):
-    """Squeeze-excite whose hidden width follows the active channels (reduction 4)."""
+    """Squeeze-excite on the active channels, with the active hidden width."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        hidden = max(1, channels // 4)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
+    def forward(self, x: torch.Tensor, hidden: int) -> torch.Tensor:
+        c, h = x.shape[1], hidden
         w1: torch.Tensor = self.fc1.weight
         w2: torch.Tensor = self.fc2.weight
         b1: torch.Tensor = self.fc1.bias
         b2: torch.Tensor = self.fc2.bias
-        if c < w1.shape[1]:
-            h = max(1, c // 4)
+        if c < w1.shape[1] or h < w1.shape[0]:
             w1, b1, w2, b2 = sub_weight(w1, (h, c)), b1[:h], sub_weight(w2, (c, h)), b2[:c]
         gate = torch.sigmoid(F.linear(F.silu(F.linear(x.mean((2, 3)), w1, b1)), w2, b2))
         return x * gate[:, :, None, None]
@@ -124,7 +122,8 @@ class DynamicMBConv(nn.Module):
         # A stage whose largest ratio is 1 never expands (MobileNetV2's first block).
         self.expand = DynamicConvBN(c_in, mid, 1) if expand > 1 else None
         self.depthwise = DynamicConvBN(mid, mid, kernel, stride, depthwise=True)
-        self.se = DynamicSqueezeExcite(mid)
+        # A quarter of the block's input width, as the static MBConv (EfficientNet's rule).
+        self.se = DynamicSqueezeExcite(mid, max(1, c_in // 4))
         self.project = DynamicConvBN(mid, c_out, 1)
 
     def forward(
@@ -140,7 +139,8 @@ class DynamicMBConv(nn.Module):
         if expand > 1:
             assert self.expand is not None
             y = self.expand(x, x.shape[1] * expand, 1, True)
-        y = self.project(self.se(self.depthwise(y, 0, kernel, True)), c_out, 1, False)
+        squeezed = self.se(self.depthwise(y, 0, kernel, True), max(1, x.shape[1] // 4))
+        y = self.project(squeezed, c_out, 1, False)
         if not residual:
             return y
         if self.training and drop_connect > 0.0:

@@ -406,6 +406,46 @@ def test_flops_range() -> None:
     assert 190e6 <= small <= 230e6, small
 
 
+# BigNASModel-S/M (Yu et al. 2020): published (parameters, multiply-adds).
+PUBLISHED = {"bignas-s": (4.5e6, 242e6), "bignas-m": (5.5e6, 418e6)}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_named_children_have_the_published_sizes(name: str) -> None:
+    params, mult_adds = PUBLISHED[name]
+    arch = IMAGENET.named_architectures()[name]
+    spec = DataSpec(3, 1000, arch.resolution)
+    model = IMAGENET.build(arch, spec)
+    counted = sum(p.numel() for p in model.parameters())
+    assert abs(counted / params - 1) <= 0.01, counted
+    counted_macs = count_flops(model, spec.input_shape(1)) / 2
+    assert abs(counted_macs / mult_adds - 1) <= 0.02, counted_macs
+    assert TINY.named_architectures() == {}  # they are children of the imagenet preset
+
+
+def test_squeeze_excite_takes_a_quarter_of_the_block_input_width() -> None:
+    arch = IMAGENET.smallest()
+    model = IMAGENET.build(arch, DataSpec(3, 1000, 192))
+    block = model.blocks[1]  # 16 -> 24 channels, expansion 6
+    assert (block.se.fc1.in_features, block.se.fc1.out_features) == (96, 4)
+
+
+def test_exported_bignas_s_equals_the_model(tmp_path: Path) -> None:
+    arch = IMAGENET.named_architectures()["bignas-s"]
+    spec = DataSpec(3, 1000, arch.resolution)
+    torch.manual_seed(0)
+    model = IMAGENET.build(arch, spec)
+    model.train()
+    with torch.no_grad():  # BN statistics away from their initial values
+        model(torch.randn(2, 3, arch.resolution, arch.resolution))
+    model.eval()
+    x = torch.randn(1, 3, arch.resolution, arch.resolution)
+    with torch.no_grad():
+        y = model(x)
+    case = ExportCase(IMAGENET.export_source(arch, spec), IMAGENET.export_state_dict(model), x, y)
+    assert max_abs_differences({"s": case}, tmp_path)["s"] <= 1e-5
+
+
 def test_resizes_inputs_of_any_size() -> None:
     model = TINY.build(TINY.smallest(), GREY).eval()
     for side in (8, 10, 28):
