@@ -54,11 +54,11 @@ def size_of(space: Any, arch: Any) -> tuple[float, float]:
 
 
 def misfit(size: tuple[float, float], target: tuple[float, float]) -> float:
-    """The larger relative error, each in units of its tolerance (<= 1: within both)."""
-    return max(
-        abs(size[0] / target[0] - 1) / PARAMS_TOLERANCE,
-        abs(size[1] / target[1] - 1) / MACS_TOLERANCE,
-    )
+    """The relative errors in units of their tolerances, combined (a sum of squares:
+    unlike their maximum, it rewards a change that improves either); < 1: within both."""
+    return (abs(size[0] / target[0] - 1) / PARAMS_TOLERANCE) ** 2 + (
+        abs(size[1] / target[1] - 1) / MACS_TOLERANCE
+    ) ** 2
 
 
 def fit(space: Any, target: tuple[float, float], trials: int, seed: int) -> Any:

@@ -69,6 +69,12 @@ MODELS = (
     Published(
         "BigNASModel-M", "bignas", "bignas-m", {"preset": "imagenet"}, 192, 1000, 5.5e6, 418e6
     ),
+    Published(
+        "BigNASModel-L", "bignas", "bignas-l", {"preset": "imagenet"}, 224, 1000, 6.4e6, 586e6
+    ),
+    Published(
+        "BigNASModel-XL", "bignas", "bignas-xl", {"preset": "imagenet"}, 288, 1000, 9.5e6, 1040e6
+    ),
 )
 
 

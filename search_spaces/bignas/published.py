@@ -6,8 +6,7 @@ L 586M / 6.4M and XL 1040M / 9.5M, but not their per-stage choices, and no publi
 reimplementation lists them. These are the children whose size, counted by the
 project's counters, is nearest the published one, as found by
 ``benchmarks/bignas_published_children.py`` (seed 0): the sizes are the paper's, the
-architectures are not. L and XL are not listed yet: the search has not found children
-within 1% of their parameters and 2% of their multiply-adds.
+architectures are not.
 
 Stored encoded, as a study stores architectures; ``BigNASSpace.named_architectures``
 decodes (and so validates) them.
@@ -25,11 +24,11 @@ PUBLISHED_CHILDREN: dict[str, dict[str, Any]] = {
         "stages": [
             {"width": 16, "depth": 1, "kernels": [3], "expands": [1]},
             {"width": 24, "depth": 2, "kernels": [3, 3], "expands": [6, 6]},
-            {"width": 40, "depth": 2, "kernels": [3, 5], "expands": [6, 6]},
-            {"width": 80, "depth": 3, "kernels": [3, 3, 3], "expands": [6, 6, 6]},
-            {"width": 128, "depth": 2, "kernels": [5, 3], "expands": [6, 6]},
+            {"width": 40, "depth": 2, "kernels": [3, 3], "expands": [6, 6]},
+            {"width": 80, "depth": 4, "kernels": [3, 3, 3, 5], "expands": [6, 6, 6, 6]},
+            {"width": 112, "depth": 2, "kernels": [5, 3], "expands": [6, 6]},
             {"width": 208, "depth": 2, "kernels": [5, 5], "expands": [6, 6]},
-            {"width": 352, "depth": 1, "kernels": [3], "expands": [6]},
+            {"width": 352, "depth": 1, "kernels": [5], "expands": [6]},
         ],
         "head": 1408,
     },
@@ -38,14 +37,49 @@ PUBLISHED_CHILDREN: dict[str, dict[str, Any]] = {
         "resolution": 192,
         "stem": 32,
         "stages": [
-            {"width": 16, "depth": 2, "kernels": [3, 3], "expands": [1, 1]},
+            {"width": 24, "depth": 2, "kernels": [3, 3], "expands": [1, 1]},
             {"width": 32, "depth": 3, "kernels": [3, 3, 3], "expands": [6, 6, 6]},
-            {"width": 48, "depth": 3, "kernels": [3, 5, 3], "expands": [6, 6, 6]},
-            {"width": 80, "depth": 4, "kernels": [5, 3, 3, 5], "expands": [6, 6, 6, 6]},
-            {"width": 128, "depth": 4, "kernels": [3, 5, 5, 5], "expands": [6, 6, 6, 6]},
-            {"width": 192, "depth": 3, "kernels": [5, 5, 3], "expands": [6, 6, 6]},
+            {"width": 48, "depth": 2, "kernels": [3, 5], "expands": [6, 6]},
+            {"width": 80, "depth": 3, "kernels": [3, 5, 3], "expands": [6, 6, 6]},
+            {"width": 128, "depth": 4, "kernels": [3, 5, 5, 3], "expands": [6, 6, 6, 6]},
+            {"width": 200, "depth": 3, "kernels": [5, 3, 3], "expands": [6, 6, 6]},
             {"width": 352, "depth": 1, "kernels": [5], "expands": [6]},
         ],
-        "head": 1328,
+        "head": 1344,
+    },
+    # BigNASModel-L
+    "bignas-l": {
+        "resolution": 224,
+        "stem": 32,
+        "stages": [
+            {"width": 24, "depth": 1, "kernels": [3], "expands": [1]},
+            {"width": 32, "depth": 3, "kernels": [3, 3, 3], "expands": [6, 6, 6]},
+            {"width": 48, "depth": 2, "kernels": [5, 5], "expands": [6, 6]},
+            {"width": 88, "depth": 4, "kernels": [5, 3, 3, 5], "expands": [6, 6, 6, 6]},
+            {"width": 112, "depth": 4, "kernels": [3, 3, 3, 3], "expands": [6, 6, 6, 6]},
+            {"width": 208, "depth": 4, "kernels": [5, 5, 5, 5], "expands": [6, 6, 6, 6]},
+            {"width": 352, "depth": 1, "kernels": [5], "expands": [6]},
+        ],
+        "head": 1408,
+    },
+    # BigNASModel-XL
+    "bignas-xl": {
+        "resolution": 288,
+        "stem": 40,
+        "stages": [
+            {"width": 16, "depth": 2, "kernels": [3, 3], "expands": [1, 1]},
+            {"width": 32, "depth": 2, "kernels": [3, 3], "expands": [6, 6]},
+            {"width": 48, "depth": 3, "kernels": [5, 3, 5], "expands": [6, 6, 6]},
+            {"width": 88, "depth": 3, "kernels": [5, 3, 3], "expands": [6, 6, 6]},
+            {"width": 112, "depth": 3, "kernels": [5, 3, 5], "expands": [6, 6, 6]},
+            {
+                "width": 216,
+                "depth": 6,
+                "kernels": [5, 3, 5, 3, 5, 3],
+                "expands": [6, 6, 6, 6, 6, 6],
+            },
+            {"width": 344, "depth": 2, "kernels": [5, 5], "expands": [6, 6]},
+        ],
+        "head": 1376,
     },
 }

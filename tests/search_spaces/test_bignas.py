@@ -406,8 +406,13 @@ def test_flops_range() -> None:
     assert 190e6 <= small <= 230e6, small
 
 
-# BigNASModel-S/M (Yu et al. 2020): published (parameters, multiply-adds).
-PUBLISHED = {"bignas-s": (4.5e6, 242e6), "bignas-m": (5.5e6, 418e6)}
+# BigNASModel-S/M/L/XL (Yu et al. 2020): published (parameters, multiply-adds).
+PUBLISHED = {
+    "bignas-s": (4.5e6, 242e6),
+    "bignas-m": (5.5e6, 418e6),
+    "bignas-l": (6.4e6, 586e6),
+    "bignas-xl": (9.5e6, 1040e6),
+}
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
