@@ -5,33 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
+    from evaluators.base import EvaluationContext
     from nas.core.dataspec import DataSpec
     from search_spaces.base import SearchSpace
 
 
-def deployment_costs(
-    space: SearchSpace[Any],
-    model: nn.Module,
-    spec: DataSpec,
-    device: torch.device,
-    *,
-    latency_threads: int = 1,
-) -> dict[str, float]:
-    """``params``, ``flops`` (one image), ``latency`` (ms on ``device``, timed with
-    ``latency_threads`` CPU threads) and that thread count, of ``model``.
+def deployment_costs(context: EvaluationContext, model: nn.Module) -> dict[str, float]:
+    """``params``, ``flops`` (one image of the context's data), ``latency`` (ms on the
+    context's device, timed with its ``latency_threads`` CPU threads) and that thread
+    count, of ``model``.
 
-    ``model`` is moved to ``device``; see :func:`deployed_size` for what counts.
+    ``model`` is moved to the device; see :func:`deployed_size` for what counts.
     """
     from nas.metrics import measure_latency
 
-    model.to(device)
-    size = deployed_size(space, model, spec)
+    spec, threads = context.data.spec, context.latency_threads
+    model.to(context.device)
+    size = deployed_size(context.space, model, spec)
     shape = spec.input_shape(1)
-    latency = measure_latency(model, shape, device=device, threads=latency_threads)
-    return {**size, "latency": latency, "latency_threads": float(latency_threads)}
+    latency = measure_latency(model, shape, device=context.device, threads=threads)
+    return {**size, "latency": latency, "latency_threads": float(threads)}
 
 
 def deployed_size(space: SearchSpace[Any], model: nn.Module, spec: DataSpec) -> dict[str, float]:

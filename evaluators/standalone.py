@@ -276,13 +276,7 @@ class StandaloneEvaluator(Evaluator[TrainSettings]):
         context = self.context
         torch.manual_seed(trial.seed)  # the initial weights belong to the trial's seed
         model = context.space.build(arch, context.data.spec)
-        costs = deployment_costs(
-            context.space,
-            model,
-            context.data.spec,
-            context.device,
-            latency_threads=context.latency_threads,
-        )
+        costs = deployment_costs(context, model)
         trial.record_costs(costs)
         curve = train_standalone(
             model,

@@ -118,13 +118,7 @@ class SupernetEvaluator(Evaluator[SupernetSettings]):
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
         context = self.context
         child = check_supernet(self.supernet).extract(arch)
-        costs = deployment_costs(
-            context.space,
-            child,
-            context.data.spec,
-            context.device,
-            latency_threads=context.latency_threads,
-        )
+        costs = deployment_costs(context, child)
         trial.record_costs(costs)
         accuracy = inherited_accuracy(
             child,

@@ -154,7 +154,7 @@ def _cell_kinds(cfg: MacroConfig, layout: str) -> list[tuple[bool, int]]:
 
 def _s0_back(kinds: list[tuple[bool, int]], i: int, stem_cells: int, skip: bool) -> int:
     """How many cells back cell ``i``'s s0 comes from."""
-    after_body_reduction = i >= stem_cells + 1 and kinds[i - 1][0] and i - 1 >= stem_cells
+    after_body_reduction = i - 1 >= stem_cells and kinds[i - 1][0]
     return 3 if skip and not kinds[i][0] and after_body_reduction else 2
 
 
