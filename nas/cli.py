@@ -37,6 +37,8 @@ commands:
   show study=NAME [storage=URL]   a study's best / Pareto-optimal trials
   export study=NAME trial=best|N out=net.py [storage=URL]
                                   standalone PyTorch source (+ .safetensors weights)
+  export space=NAME named=ARCH [model.preset=P image_size=224] out=net.py
+                                  the source of an architecture from the literature
   lcpfn train [size=small|paper steps=N]
                                   train the learning-curve extrapolator (resumable)
 
@@ -47,6 +49,7 @@ examples:
   nas search space=bignas objectives=[accuracy] strategy=coarse_to_fine constraints.max_flops=1e6
   nas export study=bignas-digits trial=best out=net.py
   nas named space=nasnet model.preset=mobile
+  nas export space=nasnet named=nasnet-a model.preset=mobile out=nasnet_mobile.py
 """
 
 
@@ -91,12 +94,12 @@ def cmd_evaluators(args: Sequence[str]) -> int:
 def cmd_named(args: Sequence[str]) -> int:
     from dataclasses import asdict
 
-    from nas.config import compose_named
+    from nas.config import NamedConfig, compose_named
     from nas.core.dataspec import DataSpec
     from nas.report import named_table
     from search_spaces import create_space
 
-    config = compose_named(args)
+    config = compose_named(args, NamedConfig)
     space = create_space(config.space, **asdict(config.model))
     if not space.named_architectures():
         print(f"Search space '{config.space}' names no architectures from the literature.")
@@ -205,6 +208,8 @@ def cmd_export(args: Sequence[str]) -> int:
     from nas.config import ExportConfig, compose
     from nas.export import export_trial, study_artifacts
 
+    if any(arg.startswith("named=") for arg in args):
+        return _export_named(args)
     config = compose(ExportConfig, args)
     url = config.storage or store.default_storage_url()
     study = store.load_study(store.open_storage(url), config.study)
@@ -215,6 +220,23 @@ def cmd_export(args: Sequence[str]) -> int:
         print(f"weights -> {result.weights}")
     else:
         print("the trial kept no weights (keep_weights=false or pruned): source only")
+    return 0
+
+
+def _export_named(args: Sequence[str]) -> int:
+    from dataclasses import asdict
+
+    from nas.config import NamedExportConfig, compose_named
+    from nas.core.dataspec import DataSpec
+    from nas.export import export_named
+    from search_spaces import create_space
+
+    config = compose_named(args, NamedExportConfig)
+    settings = asdict(config.model)
+    space = create_space(config.space, **settings)
+    spec = DataSpec(config.in_channels, config.num_classes, config.image_size)
+    out = export_named(space, config.named, spec, Path(config.out))
+    print(f"{config.named} -> {out} (untrained: build it and train, or load your weights)")
     return 0
 
 

@@ -146,7 +146,17 @@ class NamedConfig:
     model: Any = field(default_factory=dict)
 
 
+@dataclass
+class NamedExportConfig(NamedConfig):
+    """``nas export named=NAME``: one of the space's architectures from the literature as
+    standalone source, without a study (untrained: there are no weights to write)."""
+
+    named: str = ""
+    out: str = "net.py"
+
+
 ConfigT = TypeVar("ConfigT")
+NamedConfigT = TypeVar("NamedConfigT", bound=NamedConfig)
 
 
 def _preset(name: str) -> DictConfig | None:
@@ -367,20 +377,21 @@ def _settings_preset(space_class: Any, layers: Sequence[DictConfig]) -> DictConf
     return OmegaConf.create({"model": dict(values)}) if values else None
 
 
-def compose_named(overrides: Sequence[str]) -> NamedConfig:
-    """The config of ``nas named``: the space's settings group typed by its ``Settings``,
-    with its named settings (``model.preset``) under the user's own."""
+def compose_named(overrides: Sequence[str], base: type[NamedConfigT]) -> NamedConfigT:
+    """The config of ``nas named`` (``base`` ``NamedConfig``) or of ``nas export named=``
+    (``NamedExportConfig``): the space's settings group typed by its ``Settings``, with
+    its named settings (``model.preset``) under the user's own."""
     from search_spaces import get_space_class
 
     requested = parse_overrides(overrides)
-    space_class = get_space_class(str(requested.get("space", NamedConfig.space)))
+    space_class = get_space_class(str(requested.get("space", base.space)))
     schema = dataclasses.make_dataclass(
-        "NamedConfig",
+        base.__name__,
         [("model", space_class.Settings, field(default_factory=space_class.Settings))],
-        bases=(NamedConfig,),
+        bases=(base,),
     )
     preset = _settings_preset(space_class, [requested])
-    config: NamedConfig = _merge(schema, [preset] if preset is not None else [], requested)
+    config: NamedConfigT = _merge(schema, [preset] if preset is not None else [], requested)
     for key in ("in_channels", "num_classes", "image_size"):
         check_number(key, getattr(config, key), integer=True, low=1)
     return config

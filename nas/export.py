@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.artifacts import Artifacts, checked_id, open_artifacts
-from nas.core.errors import CapabilityError, StudyError, WeightsError
+from nas.core.errors import (
+    CapabilityError,
+    ConfigError,
+    StudyError,
+    WeightsError,
+    close_match_hint,
+)
 from nas.core.files import atomic_write
 
 if TYPE_CHECKING:
@@ -126,3 +132,21 @@ def export_trial(
         metadata = {"study": study.study_name, "trial": str(trial.number)}
         atomic_write(weights_path, lambda p: save_file(exported, str(p), metadata=metadata))
     return ExportResult(trial=trial.number, source=out, weights=weights_path)
+
+
+def export_named(space: SearchSpace[Any], name: str, spec: DataSpec, out: Path) -> Path:
+    """Write ``out``: the source of the space's architecture from the literature called
+    ``name``, without a study. Only the source: the network was not trained here."""
+    if not space.can("export"):
+        raise CapabilityError(f"Search space '{space.name}' exports no code.")
+    named = space.named_architectures()
+    if name not in named:
+        known = ", ".join(named) or "none"
+        raise ConfigError(
+            f"Search space '{space.name}' names no architecture '{name}'; it names: {known}."
+            + close_match_hint(name, named)
+        )
+    source = space.export_source(named[name], spec)
+    compile(source, str(out), "exec")
+    atomic_write(out, lambda p: p.write_text(source, encoding="utf-8"))
+    return out

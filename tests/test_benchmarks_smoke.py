@@ -200,3 +200,10 @@ def test_published_models_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert [row["model"] for row in rows] == ["NASNet-A Mobile 4@1056"]
     assert abs(rows[0]["params_ratio"] - 1) <= 0.01
     assert "paper MACs" in capsys.readouterr().out
+
+
+def test_latency_noise_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("latency_noise").main(["--measurements", "2"])
+    assert rows[0]["threads"] == 1
+    assert all(row["spread"] >= 1 and row["median"] > 0 for row in rows)
+    assert "max/min" in capsys.readouterr().out

@@ -46,6 +46,23 @@ def test_named_lists_published_models_with_their_sizes(
     assert code == 0 and "names no architectures" in out
 
 
+def test_export_named_writes_the_published_model_without_a_study(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_file = tmp_path / "bignas_s.py"
+    args = ("export", "space=bignas", "named=bignas-s", "model.preset=imagenet")
+    code, out, err = run(capsys, *args, "image_size=192", f"out={out_file}")
+    assert code == 0, err
+    assert "bignas-s" in out and out_file.is_file()
+    namespace: dict[str, object] = {}
+    exec(compile(out_file.read_text(), str(out_file), "exec"), namespace)
+    network = namespace["build_network"]()  # type: ignore[operator]
+    params = sum(p.numel() for p in network.parameters())
+    assert abs(params / 4.5e6 - 1) < 0.01  # BigNASModel-S, as published
+    code, _, err = run(capsys, "export", "space=bignas", "named=bignas-xs", "model.preset=imagenet")
+    assert code == 2 and "Did you mean 'bignas-s'?" in err and err.count("\n") == 1
+
+
 def test_spaces_lists_nasnet(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "spaces")
     assert code == 0 and "nasnet" in out

@@ -435,20 +435,24 @@ def test_squeeze_excite_takes_a_quarter_of_the_block_input_width() -> None:
     assert (block.se.fc1.in_features, block.se.fc1.out_features) == (96, 4)
 
 
-def test_exported_bignas_s_equals_the_model(tmp_path: Path) -> None:
-    arch = IMAGENET.named_architectures()["bignas-s"]
-    spec = DataSpec(3, 1000, arch.resolution)
-    torch.manual_seed(0)
-    model = IMAGENET.build(arch, spec)
-    model.train()
-    with torch.no_grad():  # BN statistics away from their initial values
-        model(torch.randn(2, 3, arch.resolution, arch.resolution))
-    model.eval()
-    x = torch.randn(1, 3, arch.resolution, arch.resolution)
-    with torch.no_grad():
-        y = model(x)
-    case = ExportCase(IMAGENET.export_source(arch, spec), IMAGENET.export_state_dict(model), x, y)
-    assert max_abs_differences({"s": case}, tmp_path)["s"] <= 1e-5
+def test_exported_named_children_equal_the_models(tmp_path: Path) -> None:
+    cases = {}
+    for name, arch in IMAGENET.named_architectures().items():
+        spec = DataSpec(3, 1000, arch.resolution)
+        torch.manual_seed(0)
+        model = IMAGENET.build(arch, spec)
+        model.train()
+        with torch.no_grad():  # BN statistics away from their initial values
+            model(torch.randn(2, 3, arch.resolution, arch.resolution))
+        model.eval()
+        x = torch.randn(1, 3, arch.resolution, arch.resolution)
+        with torch.no_grad():
+            y = model(x)
+        source, weights = IMAGENET.export_source(arch, spec), IMAGENET.export_state_dict(model)
+        cases[name] = ExportCase(source, weights, x, y)
+    assert set(cases) == set(PUBLISHED)
+    differences = max_abs_differences(cases, tmp_path)
+    assert max(differences.values()) <= 1e-5, differences
 
 
 def test_resizes_inputs_of_any_size() -> None:
