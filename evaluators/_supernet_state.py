@@ -62,9 +62,22 @@ def make_fingerprint(
         "seed": seed,
     }
     fingerprint.update(
-        (name, value) for name, value in settings.as_dict().items() if name != "epochs"
+        (name, value)
+        for name, value in settings.as_dict().items()
+        if name != "epochs" and _ADDED_LATER.get(name, _UNSET) != value
     )
     return fingerprint
+
+
+_UNSET = object()
+# Settings added after checkpoints existed: at these values they leave no mark, so that a
+# checkpoint written before them still continues the same run.
+_ADDED_LATER: dict[str, Any] = {
+    "sampling": "sandwich",
+    "sub_batches": 4,
+    "distill": False,
+    "optimizer": "sgd",
+}
 
 
 def snapshot(

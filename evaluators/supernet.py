@@ -33,21 +33,21 @@ from evaluators.calibration import CALIBRATION_SEED, preserved_rng, recalibrate_
 from evaluators.distributed import DataParallelContext, all_reduce_
 from evaluators.standalone import TrainingDiverged, evaluate_accuracy
 from evaluators.supernet_steps import (
+    OPTIMIZERS,
+    SCHEDULES,
+    ChildPerChunk,
     ChildSchedule,
     OptimizerFactory,
-    SandwichRule,
     ScheduleFactory,
     StepContext,
-    nesterov_sgd,
 )
 from nas.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nas.core.errors import NasError
 from nas.core.seeds import derive_seed
-from nas.core.validation import check_number
+from nas.core.validation import check_bool, check_choice, check_number
 from search_spaces.base import check_supernet
 
 if TYPE_CHECKING:
-
     from nas.data import DatasetSplits
     from search_spaces.base import Supernet, WeightSharingSpace
 
@@ -61,10 +61,11 @@ _CHILD_STREAM = 1
 
 @dataclass(frozen=True, kw_only=True)
 class SupernetSettings:
-    """How to train a weight-sharing supernet with the BigNAS recipe.
+    """How to train a weight-sharing supernet.
 
     The ``supernet.*`` settings group of ``evaluator=supernet``; the defaults are the
-    paper's recipe, and a study preset (studies/bignas.yaml) tunes them to its data.
+    BigNAS paper's recipe, and a study preset (studies/bignas.yaml, studies/vit_resnas.yaml)
+    tunes them to its space and data.
 
     Attributes:
         epochs: Passes over the training set. Not part of a checkpoint's identity: the
@@ -72,17 +73,28 @@ class SupernetSettings:
         batch_size: Examples per step; the last step of an epoch may be smaller.
         lr: Peak learning rate, reached at the end of the warm-up.
         momentum: SGD momentum (Nesterov when above 0).
-        weight_decay: L2 penalty, applied through the biggest child's loss only.
+        weight_decay: With ``optimizer=sgd`` an L2 penalty through the loss (the sandwich
+            rule: the biggest child's only); with ``adamw`` AdamW's decoupled decay.
         warmup_epochs: Epochs of linear warm-up from 0, rising every step.
         lr_decay: Factor per epoch after the warm-up, applied smoothly every step.
         final_lr_fraction: The learning rate never falls below ``lr`` times this.
-        random_children: Random children per step, besides the biggest and smallest.
+        random_children: Sandwich rule: random children per step, besides the biggest
+            and smallest.
         label_smoothing: Label smoothing of the biggest child's cross-entropy.
         grad_clip: Largest norm of a step's accumulated gradient; 0 disables clipping.
-        dropout: Dropout of the biggest child; the others train without.
-        drop_connect: Drop-connect (stochastic depth) of the biggest child only.
+        dropout: Dropout of the biggest child (sandwich rule; the others train without)
+            or of every child (multi-architectural sampling).
+        drop_connect: Drop-connect (stochastic depth), likewise.
         calibration_batches: Batches of training data that recalibrate BN statistics
             before each validation.
+        sampling: Which children learn from each batch: ``sandwich`` (BigNAS: the
+            biggest, the smallest and random ones, on the whole batch) or
+            ``multi_arch`` (ViT-ResNAS: one random child per sub-batch, one forward
+            and backward pass).
+        sub_batches: ``multi_arch``: children (and sub-batches) per batch.
+        distill: ``multi_arch``: the biggest child learns the labels on the whole batch
+            and the sub-batches' children learn its predictions.
+        optimizer: ``sgd`` (Nesterov) or ``adamw`` (the vision-transformer recipe).
     """
 
     epochs: int = 30
@@ -99,9 +111,16 @@ class SupernetSettings:
     dropout: float = 0.1
     drop_connect: float = 0.1
     calibration_batches: int = 8
+    sampling: str = "sandwich"
+    sub_batches: int = 4
+    distill: bool = False
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "calibration_batches"):
+        check_choice("sampling", self.sampling, SCHEDULES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_bool("distill", self.distill)
+        for name in ("epochs", "batch_size", "calibration_batches", "sub_batches"):
             check_number(name, getattr(self, name), integer=True, low=1)
         for name in ("warmup_epochs", "random_children"):
             check_number(name, getattr(self, name), integer=True, low=0)
@@ -181,21 +200,22 @@ def train_supernet(
     on_step: Callable[[int, int], None] | None = None,
     parallel: DataParallelContext | None = None,
     resume_only: bool = False,
-    schedule: ScheduleFactory = SandwichRule,
-    make_optimizer: OptimizerFactory = nesterov_sgd,
+    schedule: ScheduleFactory | None = None,
+    make_optimizer: OptimizerFactory | None = None,
 ) -> list[SupernetEpochReport]:
-    """Train ``supernet`` with the sandwich rule and inplace distillation; resume if possible.
+    """Train ``supernet`` one step per batch; resume if possible.
 
-    Which children train on each batch, and how (``schedule``: the sandwich rule by
-    default), and the optimizer (``make_optimizer``: Nesterov SGD, decay through the loss)
-    are injected, so another weight-sharing recipe reuses this loop, its checkpoints,
-    exact resume and data parallelism (see ``evaluators.supernet_steps``).
+    Which children train on each batch, and how (``schedule``; default the settings'
+    ``sampling``: the sandwich rule with inplace distillation, or multi-architectural
+    sampling), and the optimizer (``make_optimizer``; default the settings'
+    ``optimizer``) are injected, so another weight-sharing recipe reuses this loop, its
+    checkpoints, exact resume and data parallelism (see ``evaluators.supernet_steps``).
 
-    Each step, on one batch: the biggest child, with dropout and drop-connect, learns
-    the labels (label-smoothed cross-entropy plus the weight-decay penalty); then,
-    without regularisation, the smallest child and ``random_children`` random ones
-    learn the biggest child's detached predictions (KL divergence). Their gradients
-    add up and make one clipped SGD step.
+    The sandwich rule, each step, on one batch: the biggest child, with dropout and
+    drop-connect, learns the labels (label-smoothed cross-entropy plus the weight-decay
+    penalty); then, without regularisation, the smallest child and ``random_children``
+    random ones learn the biggest child's detached predictions (KL divergence). Their
+    gradients add up and make one clipped optimizer step.
 
     After each epoch the biggest and smallest children are extracted, their BN
     statistics recalibrated on training data, and their validation accuracy measured;
@@ -223,8 +243,9 @@ def train_supernet(
             default: training alone.
         resume_only: Only load a finished checkpoint (a worker's copy of a supernet
             trained elsewhere); one holding fewer epochs is refused, never trained on.
-        schedule: Builds the per-batch step from a ``StepContext``.
-        make_optimizer: Builds the optimizer from the parameters and settings.
+        schedule: Builds the per-batch step from a ``StepContext`` (a custom one is
+            recorded in the checkpoint's fingerprint).
+        make_optimizer: Builds the optimizer from the parameters and settings (likewise).
 
     Data parallel (``parallel.world_size`` W > 1, the default process group initialised,
     e.g. by ``evaluators.distributed.init_from_torchrun``): W processes together compute
@@ -262,16 +283,15 @@ def train_supernet(
     if steps_per_epoch == 0:
         raise NasError("Cannot train a supernet on an empty training set; add examples.")
     supernet.to(device)
+    fingerprint = make_fingerprint(space, data, settings, seed)
+    # The settings' recipes are in the fingerprint already; a custom one is marked.
+    for key, custom in (("schedule", schedule), ("optimizer", make_optimizer)):
+        if custom is not None:
+            fingerprint[key] = getattr(custom, "__qualname__", repr(custom))
+    schedule = schedule or SCHEDULES[settings.sampling]
+    make_optimizer = make_optimizer or OPTIMIZERS[settings.optimizer]
     optimizer = make_optimizer(list(supernet.parameters()), settings)
     children = np.random.default_rng([seed, _CHILD_STREAM])
-    fingerprint = make_fingerprint(space, data, settings, seed)
-    # The default recipe leaves no mark, so that earlier checkpoints still load.
-    for key, default, used in (
-        ("schedule", SandwichRule, schedule),
-        ("optimizer", nesterov_sgd, make_optimizer),
-    ):
-        if used is not default:
-            fingerprint[key] = getattr(used, "__qualname__", repr(used))
     torch.manual_seed(seed)
     reports: list[SupernetEpochReport] = []
     if checkpoint.exists():
@@ -306,7 +326,9 @@ def train_supernet(
         return reports
 
     params = [parameter for parameter in supernet.parameters() if parameter.requires_grad]
-    module, sync_batch_norm = supernet, getattr(supernet, "set_batch_norm_sync", None)
+    chunks = ChildPerChunk(supernet)
+    module: nn.Module = chunks
+    sync_batch_norm = getattr(supernet, "set_batch_norm_sync", None)
     if parallel.distributed:
         # Elastic depth leaves blocks that a small child skips without gradients, hence
         # find_unused_parameters (DDP's warning that the first, biggest child used them
@@ -314,14 +336,14 @@ def train_supernet(
         # rank starts from the same ones; no buffer broadcast before each forward
         # (broadcast_buffers=False, renamed): synced BN keeps the statistics equal.
         module = DistributedDataParallel(
-            supernet,
+            chunks,
             device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=True,
             forward_sync_buffers=False,
         )
         if callable(sync_batch_norm):
             sync_batch_norm(True)
-    child_step = schedule(StepContext(space, net, module, settings, params, children))
+    child_step = schedule(StepContext(space, net, module, settings, params, children, chunks))
     epoch_loop = _EpochLoop(loader, optimizer, child_step, params, settings, num_train, parallel)
     try:
         for epoch in range(len(reports) + 1, settings.epochs + 1):

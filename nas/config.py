@@ -81,8 +81,8 @@ class SearchConfig:
     # CPU threads torch times a network's latency with (recorded with each trial), so
     # that latency objectives and limits mean the same from run to run and machine load.
     latency_threads: int = 1
-    # tpe | random | nsga2 | coarse_to_fine (bignas) | module:Class; options in the group
-    # of the same name (tpe.*, nsga2.*, coarse_to_fine.*)
+    # tpe | random | nsga2 | coarse_to_fine (bignas) | evolution (vit-resnas) | module:Class;
+    # options in the group of the same name (tpe.*, nsga2.*, coarse_to_fine.*, evolution.*)
     strategy: str = "tpe"
     # none | median | hyperband | successive_halving (single objective) | lcpfn (both)
     pruner: str = "median"

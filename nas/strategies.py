@@ -2,9 +2,9 @@
 
 ``strategy=NAME`` picks one; its options are the config group of the same name
 (``tpe.n_startup_trials=20``, ``nsga2.population_size=50``,
-``coarse_to_fine.coarse_trials=10``), a dataclass that is also the group's schema and
-the one place of its defaults. Another package adds one through the ``nas.strategies``
-entry point group or ``strategy=module:Class``.
+``coarse_to_fine.coarse_trials=10``, ``evolution.parents=20``), a dataclass that is also
+the group's schema and the one place of its defaults. Another package adds one through
+the ``nas.strategies`` entry point group or ``strategy=module:Class``.
 """
 
 from __future__ import annotations
@@ -199,6 +199,67 @@ class CoarseToFine(Strategy):
             coarse_trials=settings.coarse_trials or max(1, config.trials // 2),
             seed=seed,
             mutation_prob=settings.mutation_prob,
+        )
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """``evolution.*``: ViT-ResNAS's evolutionary search (nas.evolution); the comments
+    give the values of the paper (Liao et al., 2021)."""
+
+    population_size: int = 50  # random trials before evolution starts (paper: 500)
+    parents: int = 10  # best trials of the whole history that breed (paper: 75)
+    mutation_prob: float = 0.3  # a mutant redraws each choice with this chance (paper: 0.3)
+    crossover_prob: float = 0.5  # chance a child is a crossover, else a mutant (paper: 0.5)
+    # Redraw children below this share of constraints.max_flops (paper: 0.975).
+    flops_floor: float = 0.0
+    max_redraws: int = 100  # draws per trial; then the last one is evaluated anyway
+
+    def __post_init__(self) -> None:
+        check_number("population_size", self.population_size, integer=True, low=1)
+        check_number("parents", self.parents, integer=True, low=1)
+        check_number("mutation_prob", self.mutation_prob, low=0.0, high=1.0)
+        check_number("crossover_prob", self.crossover_prob, low=0.0, high=1.0)
+        check_number("flops_floor", self.flops_floor, low=0.0, high=1.0)
+        check_number("max_redraws", self.max_redraws, integer=True, low=1)
+        if self.parents == 1 and self.crossover_prob > 0:
+            raise ConfigError(
+                "parents=1 leaves no pair to cross: use parents >= 2, or crossover_prob=0 "
+                "for mutation only.",
+                key="parents",
+            )
+
+
+@register_strategy
+class Evolution(Strategy):
+    """ViT-ResNAS's evolution (Liao et al., 2021): the best trials of the whole history
+    breed by mutation or crossover; children outside the size budget are redrawn before
+    they are evaluated. One objective or several (Pareto rank)."""
+
+    name: ClassVar[str] = "evolution"
+    Settings: ClassVar[type[EvolutionSettings]] = EvolutionSettings
+
+    def sampler(
+        self,
+        settings: EvolutionSettings,
+        config: SearchConfig,
+        space: SearchSpace[Any],
+        seed: int,
+    ) -> optuna.samplers.BaseSampler:
+        from nas.evolution import EvolutionSampler
+
+        limits = config.constraints
+        if settings.flops_floor > 0 and limits.max_flops is None:
+            raise ConfigError(
+                f"evolution.flops_floor={settings.flops_floor} is a share of "
+                "constraints.max_flops, which is not set: set it, or drop evolution.flops_floor."
+            )
+        return EvolutionSampler(
+            space,
+            seed=seed,
+            settings=settings,
+            max_flops=limits.max_flops,
+            max_params=limits.max_params,
         )
 
 

@@ -2,7 +2,7 @@
 
     >>> from search_spaces import list_spaces, create_space
     >>> list_spaces()
-    ['bignas', 'nasnet']
+    ['bignas', 'nasnet', 'vit_resnas']
     >>> space = create_space("nasnet", cells_per_stage=2)
 
 Built-in families are imported lazily, on first use. A space from another package is
@@ -42,7 +42,11 @@ __all__ = [
 SPACES: Registry[SearchSpace[Any]] = Registry(
     kind="search space",
     base=SearchSpace,
-    builtins={"bignas": "search_spaces.bignas", "nasnet": "search_spaces.nasnet"},
+    builtins={
+        "bignas": "search_spaces.bignas",
+        "nasnet": "search_spaces.nasnet",
+        "vit_resnas": "search_spaces.vit_resnas",
+    },
     group="nas.spaces",
 )
 register_space = SPACES.register

@@ -29,7 +29,7 @@ def test_preset_then_overrides() -> None:
         (["timeout=soon"], "Bad value for 'timeout'.*Expected float"),
         (
             ["strategy=tp"],
-            "Unknown strategy 'tp'. Allowed: coarse_to_fine, nsga2, random, tpe, or "
+            "Unknown strategy 'tp'. Allowed: coarse_to_fine, evolution, nsga2, random, tpe, or "
             "module:Class for your own. Did you mean 'tpe'",
         ),
         (["pruner=medain"], "Did you mean 'median'"),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nas.core.dataspec import DataSpec, check_data_spec
 from nas.core.validation import check_choice, check_optional_number
 from search_spaces import register_space
+from search_spaces._choices import suggest_choice
 from search_spaces.base import WeightSharingSpace
 from search_spaces.bignas.arch import (
     BigNASArch,
@@ -26,8 +26,6 @@ from search_spaces.bignas.published import PUBLISHED_CHILDREN
 from search_spaces.bignas.supernet import BigNASSupernet
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import optuna
     from torch import nn
 
@@ -44,21 +42,6 @@ class BigNASSettings:
         check_choice("preset", self.preset, PRESETS)
         for name in ("dropout", "drop_connect"):
             check_optional_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
-
-
-def _suggest(trial: optuna.trial.BaseTrial, name: str, choices: Sequence[int]) -> int:
-    """Ask for one of ``choices``; evenly spaced ones as an (ordered) int range.
-
-    An ordered range lets TPE, NSGA-II and the coarse-to-fine sampler treat neighbouring
-    widths as similar; a dimension with a single choice is not asked at all.
-    """
-    if len(choices) == 1:
-        return choices[0]
-    step = choices[1] - choices[0]
-    if all(b - a == step for a, b in itertools.pairwise(choices)):
-        return trial.suggest_int(name, choices[0], choices[-1], step=step)
-    # Not coerced: a replayed answer is checked by `validate` like any stored value.
-    return cast(int, trial.suggest_categorical(name, list(choices)))
 
 
 @register_space
@@ -102,18 +85,18 @@ class BigNASSpace(WeightSharingSpace[BigNASArch]):
         step)``, others with ``suggest_categorical``; single choices are not asked.
         """
         p = self.preset
-        resolution = _suggest(trial, "resolution", p.resolutions)
-        stem = _suggest(trial, "stem", p.stems)
+        resolution = suggest_choice(trial, "resolution", p.resolutions)
+        stem = suggest_choice(trial, "stem", p.stems)
         stages = []
         for i, spec in enumerate(p.stages):
-            width = _suggest(trial, f"s{i}_width", spec.widths)
-            depth = _suggest(trial, f"s{i}_depth", spec.depths)
+            width = suggest_choice(trial, f"s{i}_width", spec.widths)
+            depth = suggest_choice(trial, f"s{i}_depth", spec.depths)
             kernels, expands = [], []
             for j in range(depth):
-                kernels.append(_suggest(trial, f"s{i}_b{j}_kernel", spec.kernels))
-                expands.append(_suggest(trial, f"s{i}_b{j}_expand", spec.expands))
+                kernels.append(suggest_choice(trial, f"s{i}_b{j}_kernel", spec.kernels))
+                expands.append(suggest_choice(trial, f"s{i}_b{j}_expand", spec.expands))
             stages.append(StageArch(width, depth, tuple(kernels), tuple(expands)))
-        head = _suggest(trial, "head", p.heads)
+        head = suggest_choice(trial, "head", p.heads)
         arch = BigNASArch(resolution, stem, tuple(stages), head)
         # Replayed answers (e.g. from a stored trial) are untrusted like any stored value.
         self.validate(arch)

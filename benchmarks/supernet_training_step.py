@@ -1,16 +1,20 @@
-"""BigNAS training step: a child inside the supernet vs the same child as a static network.
+"""Supernet training steps: a child inside the supernet vs the same child as a static
+network, and the trainer's two sampling rules against the biggest child's step alone.
 
-One batch (``--batch`` digits training images for the tiny preset; random images of
-``--resolution`` px and 1000 classes for ``--preset imagenet``), the same batch every
-step. A *step* is ``zero_grad``, forward, label-smoothed cross-entropy, backward and one
-SGD step (Nesterov momentum, the preset's lr and momentum).
+``--space bignas`` (default) or ``vit_resnas``, with the settings of the space's study
+preset (studies/NAME.yaml). One batch (``--batch`` digits training images for the tiny
+preset; random images of ``--resolution`` px and 1000 classes for ``--preset imagenet``),
+the same batch every step. A *step* is ``zero_grad``, forward, label-smoothed
+cross-entropy, backward and one SGD step (Nesterov momentum, the preset's lr and
+momentum).
 
 * ``largest``: the biggest child run by the supernet (``set_active(largest)``, its
   regularisation as the trainer sets it: dropout and drop-connect) vs the same child
   built statically (``space.build(largest, spec)``) holding ``supernet.extract``'s
-  weights, with the same regularisation. Target: ratio <= 1.03.
-* ``smallest``: the same for the smallest child, without regularisation (as the
-  trainer runs it). Target: ratio <= 1.10.
+  weights, with the same regularisation. Target: ratio <= 1.03 (BigNAS), <= 1.05
+  (ViT-ResNAS).
+* ``smallest``: the same for the smallest child, regularised as the space's sampling
+  rule trains it (the sandwich rule: not at all). Target: ratio <= 1.10.
 * ``sandwich``: one full step of ``train_supernet`` -- the trainer's own sandwich step
   (biggest child on the labels plus the L2 penalty, then the smallest and
   ``random_children`` random children distilled from it, gradients accumulated),
@@ -20,12 +24,18 @@ SGD step (Nesterov momentum, the preset's lr and momentum).
   static side is four plain steps (cross-entropy, no distillation, L2 penalty or
   clipping: those are small next to the networks). No target: the ratio shows what
   sharing weights costs per step.
+* ``multi_arch``: one step of multi-architectural sampling (ViT-ResNAS: the batch split
+  into ``sub_batches`` chunks, a random child on each, one forward and backward pass)
+  vs the static steps of the same children, each on its chunk.
+
+A second table compares the three supernet steps on the same batch in the same run:
+the sandwich and multi-architectural steps against the biggest child's step alone.
 
 The two sides of a row alternate step by step (A, B, A, B, ...) after ``--warmup``
 steps of each; ``ms`` is the median of ``--steps`` timed steps.
 
-    python benchmarks/bignas_training_step.py [--steps 30] [--warmup 5] [--batch 64]
-    python benchmarks/bignas_training_step.py --preset imagenet --resolution 192 --batch 8
+    python benchmarks/supernet_training_step.py [--space vit_resnas] [--steps 30] [--batch 64]
+    python benchmarks/supernet_training_step.py --preset imagenet --resolution 192 --batch 8
 """
 
 from __future__ import annotations
@@ -38,7 +48,10 @@ from typing import Any
 
 from _table import Column, print_table
 
-TARGETS = {"largest": 1.03, "smallest": 1.10, "sandwich": None}
+TARGETS = {
+    "bignas": {"largest": 1.03, "smallest": 1.10},
+    "vit_resnas": {"largest": 1.05, "smallest": 1.10},
+}
 CHILD_SEED = 1  # seeds the two random children of the sandwich row
 
 
@@ -46,15 +59,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
+    parser.add_argument("--space", choices=tuple(TARGETS), default="bignas")
     parser.add_argument("--preset", choices=("tiny", "imagenet"), default="tiny")
     parser.add_argument("--batch", type=int, default=None, help="default: 64 (tiny), 8")
     parser.add_argument(
-        "--resolution", type=int, default=192, help="image side of --preset imagenet"
+        "--resolution", type=int, default=None, help="image side of --preset imagenet"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     if args.batch is None:
         args.batch = 64 if args.preset == "tiny" else 8
+    if args.resolution is None:  # BigNAS's smallest resolution; the transformer's only one
+        args.resolution = 192 if args.space == "bignas" else 224
     for name in ("steps", "batch", "resolution", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
@@ -84,16 +100,11 @@ def _batch(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return spec, images, labels
 
 
-def _sgd(params: Any, settings: Any) -> Any:
-    import torch
+def _optimizer(params: Any, settings: Any) -> Any:
+    """The trainer's optimizer for the settings (Nesterov SGD or AdamW)."""
+    from evaluators.supernet_steps import OPTIMIZERS
 
-    return torch.optim.SGD(
-        params,
-        lr=settings.lr,
-        momentum=settings.momentum,
-        nesterov=settings.momentum > 0,
-        weight_decay=0.0,
-    )
+    return OPTIMIZERS[settings.optimizer](list(params), settings)
 
 
 def _plain_step(model: Any, optimizer: Any, criterion: Any, images: Any, labels: Any) -> None:
@@ -103,10 +114,19 @@ def _plain_step(model: Any, optimizer: Any, criterion: Any, images: Any, labels:
 
 
 def _static_child(space: Any, supernet: Any, arch: Any, spec: Any, regularization: Any) -> Any:
-    """``space.build(arch)`` holding the supernet's weights for ``arch``, in training mode."""
+    """``space.build(arch)`` holding the supernet's weights for ``arch``, in training mode.
+
+    A static network without ``set_regularization`` (a ViT-ResNAS child) takes its
+    stochastic-depth rate from the space it is built by."""
+    from search_spaces import create_space
+
+    if not hasattr(space.build_network(arch, spec), "set_regularization"):
+        settings = {**vars(space.settings), "drop_path": regularization["drop_connect"]}
+        space = create_space(space.name, **settings)
     model = space.build(arch, spec)
     model.load_state_dict(supernet.extract(arch).state_dict())
-    model.set_regularization(**regularization)
+    if hasattr(model, "set_regularization"):
+        model.set_regularization(**regularization)
     return model.train()
 
 
@@ -137,15 +157,15 @@ def _child_row(
     supernet.set_active(arch)
     supernet.set_regularization(**regularization)
     static = _static_child(space, supernet, arch, spec, regularization)
-    shared_opt = _sgd(supernet.parameters(), settings)
-    static_opt = _sgd(static.parameters(), settings)
+    shared_opt = _optimizer(supernet.parameters(), settings)
+    static_opt = _optimizer(static.parameters(), settings)
     shared_s, static_s = _interleave(
         lambda: _plain_step(supernet, shared_opt, criterion, images, labels),
         lambda: _plain_step(static, static_opt, criterion, images, labels),
         args.steps,
         args.warmup,
     )
-    return _row(name, space.describe(arch), shared_s, static_s, 1)
+    return _row(ctx, name, space.describe(arch), shared_s, static_s, 1)
 
 
 def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +173,11 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
     import torch
     from torch import nn
 
-    from evaluators.supernet_steps import SandwichRule, StepContext  # the trainer's own step
+    from evaluators.supernet_steps import (  # the trainer's own step
+        ChildPerChunk,
+        SandwichRule,
+        StepContext,
+    )
     from nas.core.random_trial import RandomTrial
 
     space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
@@ -162,10 +186,12 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng(CHILD_SEED)  # the random children the step will draw
     randoms = [space.sample(RandomTrial(rng)) for _ in range(settings.random_children)]
     params = [p for p in supernet.parameters() if p.requires_grad]
-    optimizer = _sgd(params, settings)
+    optimizer = _optimizer(params, settings)
     children = np.random.default_rng(CHILD_SEED)
     start = children.bit_generator.state
-    sandwich = SandwichRule(StepContext(space, supernet, supernet, settings, params, children))
+    chunks = ChildPerChunk(supernet)
+    context = StepContext(space, supernet, chunks, settings, params, children, chunks)
+    sandwich = SandwichRule(context)
 
     def shared() -> None:
         children.bit_generator.state = start  # the same random children every step
@@ -183,7 +209,7 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
         (arch, none) for arch in randoms
     ]:
         model = _static_child(space, supernet, arch, spec, regularization)
-        statics.append((model, _sgd(model.parameters(), settings)))
+        statics.append((model, _optimizer(model.parameters(), settings)))
 
     def static_sum() -> None:
         for model, opt in statics:
@@ -193,12 +219,68 @@ def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)
     shared_s, static_s = _interleave(shared, static_sum, args.steps, args.warmup)
     describe = f"{2 + len(randoms)} children: largest, smallest, 2 random (seed {CHILD_SEED})"
-    return _row("sandwich", describe, shared_s, static_s, 2 + len(randoms))
+    return _row(ctx, "sandwich", describe, shared_s, static_s, 2 + len(randoms))
 
 
-def _row(name: str, arch: str, shared: float, static: float, children: int) -> dict[str, Any]:
+def _multi_arch_row(ctx: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from evaluators.supernet_steps import (  # the trainer's own step
+        ChildPerChunk,
+        MultiArchSampling,
+        StepContext,
+    )
+    from nas.core.random_trial import RandomTrial
+
+    space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
+    images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
+    count = min(settings.sub_batches, len(labels))
+    rng = np.random.default_rng(CHILD_SEED)  # the children the step will draw, in order
+    kids = [space.sample(RandomTrial(rng)) for _ in range(count)]
+    params = [p for p in supernet.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, settings)
+    children = np.random.default_rng(CHILD_SEED)
+    start = children.bit_generator.state
+    chunks = ChildPerChunk(supernet)
+    step = MultiArchSampling(
+        StepContext(space, supernet, chunks, settings, params, children, chunks)
+    )
+
+    def shared() -> None:
+        children.bit_generator.state = start  # the same children every step
+        optimizer.zero_grad(set_to_none=True)
+        step.step(images, labels)
+        if settings.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        optimizer.step()
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    rates = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    statics = []
+    for arch, x, y in zip(
+        kids, images.tensor_split(count), labels.tensor_split(count), strict=True
+    ):
+        model = _static_child(space, supernet, arch, spec, rates)
+        statics.append((model, _optimizer(model.parameters(), settings), x, y))
+
+    def static_sum() -> None:
+        for model, opt, x, y in statics:
+            _plain_step(model, opt, criterion, x, y)
+
+    supernet.train()
+    torch.manual_seed(0)
+    shared_s, static_s = _interleave(shared, static_sum, args.steps, args.warmup)
+    describe = f"{count} random children, one per sub-batch (seed {CHILD_SEED})"
+    return _row(ctx, "multi_arch", describe, shared_s, static_s, count)
+
+
+def _row(
+    ctx: dict[str, Any], name: str, arch: str, shared: float, static: float, children: int
+) -> dict[str, Any]:
     ratio = shared / static
-    target = TARGETS[name]
+    target = TARGETS[ctx["args"].space].get(name)
     return {
         "variant": name,
         "arch": arch,
@@ -221,7 +303,7 @@ def _print_table(rows: list[dict[str, Any]], header_line: str) -> None:
     print_table(
         header_line,
         [
-            Column("variant", "variant", "<9"),
+            Column("variant", "variant", "<10"),
             Column("supernet ms", "supernet_ms", ">11.2f"),
             Column("static ms", "static_ms", ">10.2f"),
             Column("ratio", lambda row: f"{row['ratio']:.3f}x", ">7"),
@@ -243,9 +325,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     args = _parse(argv)
     torch.set_num_threads(args.threads)
-    config = compose_search(["space=bignas"])
+    config = compose_search([f"space={args.space}"])
     settings = SupernetSettings(**to_container(config.supernet))
-    space = create_space("bignas", **{**to_container(config.model), "preset": args.preset})
+    space = create_space(args.space, **{**to_container(config.model), "preset": args.preset})
     spec, images, labels = _batch(args)
     torch.manual_seed(0)
     supernet = space.supernet(spec).train()
@@ -259,19 +341,47 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "args": args,
     }
     biggest = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    # The sandwich rule regularises the biggest child only; multi_arch every child.
+    others = biggest if settings.sampling == "multi_arch" else dict.fromkeys(biggest, 0.0)
     rows = [
         _child_row("largest", space.largest(), biggest, ctx),
-        _child_row("smallest", space.smallest(), {"dropout": 0.0, "drop_connect": 0.0}, ctx),
+        _child_row("smallest", space.smallest(), others, ctx),
         _sandwich_row(ctx),
+        _multi_arch_row(ctx),
     ]
     _print_table(
         rows,
-        f"bignas training step: preset {args.preset}, batch {args.batch} x "
-        f"{tuple(images.shape[1:])}, SGD nesterov lr {settings.lr:g}, "
-        f"median of {args.steps} interleaved steps after {args.warmup} warm-up, "
-        f"{torch.get_num_threads()} torch threads, cpu",
+        f"{args.space} training step: preset {args.preset}, batch {args.batch} x "
+        f"{tuple(images.shape[1:])}, {settings.optimizer} lr {settings.lr:g}, "
+        f"sub-batches {settings.sub_batches}, median of {args.steps} interleaved steps "
+        f"after {args.warmup} warm-up, {torch.get_num_threads()} torch threads, cpu",
     )
+    _print_rules(rows)
     return rows
+
+
+def _print_rules(rows: list[dict[str, Any]]) -> None:
+    """The sampling rules' steps against the biggest child's step alone (same batch)."""
+    alone = next(row for row in rows if row["variant"] == "largest")["supernet_ms"]
+    rules = [
+        {"step": "biggest child alone", "ms": alone, "children": 1},
+        *(
+            {"step": row["variant"], "ms": row["supernet_ms"], "children": row["children"]}
+            for row in rows
+            if row["variant"] in ("sandwich", "multi_arch")
+        ),
+    ]
+    print()
+    print_table(
+        "one supernet step per rule, same batch, same run",
+        [
+            Column("step", "step", "<20"),
+            Column("children", "children", ">8"),
+            Column("ms", "ms", ">9.2f"),
+            Column("vs alone", lambda row: f"{row['ms'] / alone:.2f}x", ">9"),
+        ],
+        rules,
+    )
 
 
 if __name__ == "__main__":
