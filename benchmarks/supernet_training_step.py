@@ -14,7 +14,7 @@ momentum).
   weights, with the same regularisation. Target: ratio <= 1.03 (BigNAS), <= 1.05
   (ViT-ResNAS).
 * ``smallest``: the same for the smallest child, regularised as the space's sampling
-  rule trains it (the sandwich rule: not at all). Target: ratio <= 1.10.
+  rule trains it (the sandwich rule: not at all). Target: ratio <= 1.10 (BigNAS).
 * ``sandwich``: one full step of ``train_supernet`` -- the trainer's own sandwich step
   (biggest child on the labels plus the L2 penalty, then the smallest and
   ``random_children`` random children distilled from it, gradients accumulated),
@@ -50,7 +50,7 @@ from _table import Column, print_table
 
 TARGETS = {
     "bignas": {"largest": 1.03, "smallest": 1.10},
-    "vit_resnas": {"largest": 1.05, "smallest": 1.10},
+    "vit_resnas": {"largest": 1.05},  # ViT-ResNAS's issue sets the biggest child's only
 }
 CHILD_SEED = 1  # seeds the two random children of the sandwich row
 

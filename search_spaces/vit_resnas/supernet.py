@@ -24,14 +24,22 @@ from search_spaces.vit_resnas.presets import Preset
 State = dict[str, torch.Tensor]
 
 
+def lead(tensor: torch.Tensor, *sizes: int) -> torch.Tensor:
+    """The leading ``sizes`` slice of ``tensor`` (the tensor itself when it is whole: a
+    slice would still cost its backward a full-size zero tensor)."""
+    if tuple(tensor.shape[: len(sizes)]) == sizes:
+        return tensor
+    return tensor[tuple(slice(size) for size in sizes)]
+
+
 def _norm_state(norm: nn.LayerNorm, dim: int) -> State:
-    return {"weight": norm.weight[:dim], "bias": norm.bias[:dim]}
+    return {"weight": lead(norm.weight, dim), "bias": lead(norm.bias, dim)}
 
 
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """``norm`` over the first ``x.shape[-1]`` channels (the active width)."""
     dim = x.shape[-1]
-    return F.layer_norm(x, (dim,), norm.weight[:dim], norm.bias[:dim], norm.eps)
+    return F.layer_norm(x, (dim,), lead(norm.weight, dim), lead(norm.bias, dim), norm.eps)
 
 
 def _bias(conv: nn.Conv2d) -> torch.Tensor:
@@ -55,14 +63,17 @@ class ElasticAttention(nn.Module):
     def child_state(self, dim: int, heads: int) -> State:
         """The static ``Attention(dim, heads, head_dim)``'s weights."""
         width = heads * self.head_dim
-        # Queries, keys and values are three row blocks: each keeps its first heads.
-        qkv_weight = self.qkv.weight.view(3, -1, self.qkv.in_features)[:, :width, :dim]
-        qkv_bias = self.qkv.bias.view(3, -1)[:, :width]
+        qkv_weight, qkv_bias = self.qkv.weight, self.qkv.bias
+        if width < self.max_heads * self.head_dim or dim < self.qkv.in_features:
+            # Queries, keys and values are three row blocks: each keeps its first heads.
+            qkv_weight = qkv_weight.view(3, -1, self.qkv.in_features)[:, :width, :dim]
+            qkv_weight = qkv_weight.reshape(3 * width, dim)
+            qkv_bias = qkv_bias.view(3, -1)[:, :width].reshape(3 * width)
         return {
-            "qkv.weight": qkv_weight.reshape(3 * width, dim),
-            "qkv.bias": qkv_bias.reshape(3 * width),
-            "proj.weight": self.proj.weight[:dim, :width],
-            "proj.bias": self.proj.bias[:dim],
+            "qkv.weight": qkv_weight,
+            "qkv.bias": qkv_bias,
+            "proj.weight": lead(self.proj.weight, dim, width),
+            "proj.bias": lead(self.proj.bias, dim),
         }
 
     def forward(self, x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -86,10 +97,10 @@ class ElasticMlp(nn.Module):
     def child_state(self, dim: int, hidden: int) -> State:
         """The static ``Mlp(dim, hidden)``'s weights (``0`` / ``2``: its two linears)."""
         return {
-            "0.weight": self.fc1.weight[:hidden, :dim],
-            "0.bias": self.fc1.bias[:hidden],
-            "2.weight": self.fc2.weight[:dim, :hidden],
-            "2.bias": self.fc2.bias[:dim],
+            "0.weight": lead(self.fc1.weight, hidden, dim),
+            "0.bias": lead(self.fc1.bias, hidden),
+            "2.weight": lead(self.fc2.weight, dim, hidden),
+            "2.bias": lead(self.fc2.bias, dim),
         }
 
     def forward(self, x: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -135,12 +146,12 @@ class ElasticSpatialReduction(nn.Module):
 
     def child_state(self, dim_in: int, dim_out: int) -> State:
         return {
-            "pos_embed": self.pos_embed[:, :, :dim_out],
+            "pos_embed": lead(self.pos_embed, 1, self.pos_embed.shape[1], dim_out),
             **_prefixed("norm", _norm_state(self.norm, dim_in)),
-            "conv.weight": self.conv.weight[:dim_out, :dim_in],
-            "conv.bias": _bias(self.conv)[:dim_out],
-            "token.weight": self.token.weight[:dim_out, :dim_in],
-            "token.bias": self.token.bias[:dim_out],
+            "conv.weight": lead(self.conv.weight, dim_out, dim_in),
+            "conv.bias": lead(_bias(self.conv), dim_out),
+            "token.weight": lead(self.token.weight, dim_out, dim_in),
+            "token.bias": lead(self.token.bias, dim_out),
         }
 
     def forward(self, x: torch.Tensor, dim_out: int) -> torch.Tensor:
@@ -273,10 +284,10 @@ class ViTResSupernet(nn.Module):
         x = stem.conv1(x)
         x = x + stem.conv3(stem.conv2(x))
         proj = stem.proj
-        tokens = F.conv2d(x, proj.weight[:dim], _bias(proj)[:dim], stride=proj.stride)
+        tokens = F.conv2d(x, lead(proj.weight, dim), lead(_bias(proj), dim), stride=proj.stride)
         tokens = tokens.flatten(2).transpose(1, 2)
-        cls = self.cls_token[:, :, :dim].expand(tokens.shape[0], -1, -1)
-        x = torch.cat([cls, tokens], dim=1) + self.pos_embed[:, :, :dim]
+        cls = lead(self.cls_token, 1, 1, dim).expand(tokens.shape[0], -1, -1)
+        x = torch.cat([cls, tokens], dim=1) + lead(self.pos_embed, 1, self.pos_embed.shape[1], dim)
         for i, stage in enumerate(arch.stages):
             if i > 0:
                 x = self._reduction(i - 1)(x, stage.dim)
@@ -284,4 +295,5 @@ class ViTResSupernet(nn.Module):
                 if block is not None:
                     x = self._block(i, j)(x, block, self._rates[(i, j)])
         features = _layer_norm(self.norm, x[:, 0])
-        return F.linear(features, self.head.weight[:, : features.shape[-1]], self.head.bias)
+        weight = lead(self.head.weight, self.head.out_features, features.shape[-1])
+        return F.linear(features, weight, self.head.bias)

@@ -1,25 +1,26 @@
-"""BigNAS ranking quality: children with inherited weights vs the same children trained alone.
+"""Supernet ranking quality: children with inherited weights vs the same children trained alone.
 
-Trains the tiny supernet on the digits with the preset's recipe (studies/bignas.yaml,
-``train_supernet``, checkpoint in a temporary folder), then scores ``--children``
-children: the smallest, the largest and random ones (``RandomTrial``, seeded, all
-distinct).
+Trains the tiny supernet of ``--space`` (bignas or vit_resnas) on the digits with the
+space's study recipe (studies/NAME.yaml, ``train_supernet``, checkpoint in a temporary
+folder), then scores ``--children`` children: the smallest, the largest and random ones
+(``RandomTrial``, seeded, all distinct).
 
 * ``inherited``: ``supernet.extract(arch)``, BN recalibrated on the preset's
   ``calibration_batches`` training batches (``CALIBRATION_SEED``), validation accuracy.
 * ``alone``: ``space.build(arch)`` (seeded initialisation) trained from scratch with
   ``train_standalone`` for ``--epochs-alone`` epochs (default: the supernet's) with the
-  supernet's batch size, peak lr, momentum, weight decay, gradient clipping and label
-  smoothing: SGD with Nesterov momentum, per-step cosine decay to 0, no warm-up; the
-  space's dropout and drop-connect (0.1 and 0.05 for tiny), like the biggest child.
+  supernet's optimizer (SGD with Nesterov momentum, or AdamW), batch size, peak lr,
+  momentum, weight decay, gradient clipping and label smoothing, per-step cosine decay to
+  0, no warm-up; the space's own regularisation (BigNAS tiny: dropout 0.1, drop-connect
+  0.05; ViT-ResNAS tiny: stochastic depth 0.05).
 
 Printed: each child's FLOPs and both accuracies; Kendall's tau-b between the two
 rankings (the weight-sharing proxy's quality) and of each against FLOPs; the biggest
 child inherited vs alone; and the wall time of training the supernet once vs training
 the children alone one by one (both include their per-epoch validations).
 
-    python benchmarks/bignas_ranking.py [--children 8] [--supernet-epochs 30]
-        [--epochs-alone N] [--seed 0]
+    python benchmarks/supernet_ranking.py [--space vit_resnas] [--children 8]
+        [--supernet-epochs N] [--epochs-alone N] [--seed 0]
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ from _table import Column, print_table
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", choices=("bignas", "vit_resnas"), default="bignas")
     parser.add_argument(
         "--children", type=int, default=8, help="smallest, largest and N-2 random children"
     )
     parser.add_argument(
-        "--supernet-epochs", type=int, default=None, help="default: the preset's (30)"
+        "--supernet-epochs", type=int, default=None, help="default: the study preset's"
     )
     parser.add_argument(
         "--epochs-alone", type=int, default=None, help="default: the supernet's epochs"
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = _parse(argv)
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    config = compose_search(["space=bignas"])
+    config = compose_search([f"space={args.space}"])
     recipe = to_container(config.supernet)
     if args.supernet_epochs is not None:
         recipe["epochs"] = args.supernet_epochs
@@ -173,14 +175,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     epochs_alone = args.epochs_alone if args.epochs_alone is not None else settings.epochs
     train = TrainSettings(
         batch_size=settings.batch_size,
-        optimizer="sgd",
+        optimizer=settings.optimizer,
         lr=settings.lr,
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
         grad_clip=settings.grad_clip,
         label_smoothing=settings.label_smoothing,
     )
-    space = create_space("bignas", **to_container(config.model))
+    space = create_space(args.space, **to_container(config.model))
     data = load_dataset(config.dataset)
     children = _children(space, args.children, args.seed)
 
@@ -240,16 +242,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     _print_table(
         rows,
         summary,
-        f"bignas ranking: preset {space.preset.name} on {config.dataset} ({data.num_train} train "
-        f"/ {data.num_val} val), seed {args.seed}, {torch.get_num_threads()} torch threads, cpu\n"
-        f"supernet: studies/bignas.yaml recipe, {settings.epochs} epochs, batch "
-        f"{settings.batch_size}, lr {settings.lr:g} (warm-up {settings.warmup_epochs}, decay "
-        f"{settings.lr_decay:g}/epoch), {settings.random_children} random children; inherited "
-        f"= extract + BN recalibration ({settings.calibration_batches} batches)\n"
-        f"alone: {epochs_alone} epochs, batch {train.batch_size}, SGD nesterov lr {train.lr:g} "
-        f"cosine to 0, momentum {train.momentum:g}, weight decay {train.weight_decay:g}, "
-        f"clip {train.grad_clip:g}, label smoothing {train.label_smoothing:g}, dropout "
-        f"{space.dropout:g}, drop-connect {space.drop_connect:g}",
+        f"{args.space} ranking: preset {space.settings.preset} on {config.dataset} "
+        f"({data.num_train} train / {data.num_val} val), seed {args.seed}, "
+        f"{torch.get_num_threads()} torch threads, cpu\n"
+        f"supernet: studies/{args.space}.yaml recipe, {settings.sampling} sampling, "
+        f"{settings.epochs} epochs, batch {settings.batch_size}, {settings.optimizer} lr "
+        f"{settings.lr:g} (warm-up {settings.warmup_epochs}, decay {settings.lr_decay:g}/epoch); "
+        f"inherited = extract + BN recalibration ({settings.calibration_batches} batches)\n"
+        f"alone: {epochs_alone} epochs, batch {train.batch_size}, {train.optimizer} lr "
+        f"{train.lr:g} cosine to 0, weight decay {train.weight_decay:g}, clip "
+        f"{train.grad_clip:g}, label smoothing {train.label_smoothing:g}, the space's "
+        f"regularisation",
     )
     return [*rows, summary]
 
