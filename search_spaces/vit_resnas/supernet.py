@@ -63,7 +63,8 @@ class ElasticAttention(nn.Module):
     def child_state(self, dim: int, heads: int) -> State:
         """The static ``Attention(dim, heads, head_dim)``'s weights."""
         width = heads * self.head_dim
-        qkv_weight, qkv_bias = self.qkv.weight, self.qkv.bias
+        qkv_weight: torch.Tensor = self.qkv.weight
+        qkv_bias: torch.Tensor = self.qkv.bias
         if width < self.max_heads * self.head_dim or dim < self.qkv.in_features:
             # Queries, keys and values are three row blocks: each keeps its first heads.
             qkv_weight = qkv_weight.view(3, -1, self.qkv.in_features)[:, :width, :dim]
