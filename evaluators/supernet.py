@@ -326,7 +326,7 @@ def train_supernet(
         return reports
 
     params = [parameter for parameter in supernet.parameters() if parameter.requires_grad]
-    chunks = ChildPerChunk(supernet)
+    chunks = ChildPerChunk(supernet, parallel.rank, parallel.world_size)
     module: nn.Module = chunks
     sync_batch_norm = getattr(supernet, "set_batch_norm_sync", None)
     if parallel.distributed:

@@ -31,15 +31,20 @@ if TYPE_CHECKING:
 
 
 class ChildPerChunk(nn.Module):
-    """The supernet, run so that chunk ``k`` of a batch goes through child ``k``.
+    """The supernet, run so that each of several children gets its own share of a batch.
 
-    One module call for all of them: under ``DistributedDataParallel`` a step is one
-    forward and one backward, however many children it trains.
+    With ``children_per_chunk`` set to n children, example ``g`` of the global batch goes
+    to child ``g mod n`` (the authors' layout). A data-parallel rank holds examples
+    ``rank, rank + world, ...`` of the global batch, so each child sees the same examples
+    however many processes share it. One module call for all of them: under
+    ``DistributedDataParallel`` a step is one forward and one backward, however many
+    children it trains. Every child runs on every rank, even on no examples, so that
+    collectives (synchronised batch norm) happen in the same order everywhere.
     """
 
-    def __init__(self, supernet: nn.Module) -> None:
+    def __init__(self, supernet: nn.Module, rank: int = 0, world: int = 1) -> None:
         super().__init__()
-        self.supernet = supernet
+        self.supernet, self.rank, self.world = supernet, rank, world
         self.children_per_chunk: list[Any] | None = None  # None: the active child only
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -47,11 +52,18 @@ class ChildPerChunk(nn.Module):
         if children is None:
             return cast(torch.Tensor, self.supernet(inputs))
         net = cast("Supernet", self.supernet)
-        outputs = []
-        for child, chunk in zip(children, inputs.tensor_split(len(children)), strict=True):
+        positions = torch.arange(inputs.shape[0], device=inputs.device)
+        owner = (self.rank + self.world * positions) % len(children)
+        logits: torch.Tensor | None = None
+        for k, child in enumerate(children):
+            index = (owner == k).nonzero().squeeze(1)
             net.set_active(child)
-            outputs.append(self.supernet(chunk))
-        return torch.cat(outputs)
+            part = self.supernet(inputs.index_select(0, index))
+            if logits is None:
+                logits = part.new_zeros(inputs.shape[0], *part.shape[1:])
+            logits = logits.index_copy(0, index, part)  # out of place: autograd follows
+        assert logits is not None  # at least one child
+        return logits
 
 
 @dataclass(frozen=True)
@@ -90,13 +102,6 @@ class StepContext:
         finally:
             self.chunks.children_per_chunk = None
 
-    def weight_decay_penalty(self) -> torch.Tensor | float:
-        """Half the squared norm of the weights times ``weight_decay`` (its gradient is
-        SGD's weight decay), for optimizers without decay of their own; else 0."""
-        settings = self.settings
-        if settings.weight_decay == 0 or settings.optimizer != "sgd":
-            return 0.0
-        return 0.5 * settings.weight_decay * sum(p.pow(2).sum() for p in self.params)
 
 
 class ChildSchedule(Protocol):
@@ -116,14 +121,17 @@ OptimizerFactory = Callable[[list[nn.Parameter], "SupernetSettings"], torch.opti
 
 
 def nesterov_sgd(params: list[nn.Parameter], settings: SupernetSettings) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum and no weight decay of its own: the schedules decay
-    through an explicit L2 term in the loss (BigNAS decays the biggest child only)."""
+    """SGD with Nesterov momentum. Under the sandwich rule it has no weight decay of its
+    own: BigNAS decays through an explicit L2 term in the biggest child's loss, so that
+    the decay is clipped with the gradient. Other rules use SGD's own decay (a term in
+    a loss would reach weights that no child of the step used, which data-parallel
+    training has already marked as unused)."""
     return torch.optim.SGD(
         params,
         lr=settings.lr,
         momentum=settings.momentum,
         nesterov=settings.momentum > 0,  # torch refuses Nesterov without momentum
-        weight_decay=0.0,
+        weight_decay=0.0 if settings.sampling == "sandwich" else settings.weight_decay,
     )
 
 
@@ -172,8 +180,11 @@ class SandwichRule:
                 logits, targets, label_smoothing=settings.label_smoothing, reduction="sum"
             )
             total, loss = summed.detach(), summed * scale
-        # Through this loss only, so only the biggest child decays.
-        loss = loss + context.weight_decay_penalty()
+        if settings.weight_decay > 0 and settings.optimizer == "sgd":
+            # Half the squared norm, so that the gradient is weight_decay * w as with SGD's
+            # own weight_decay; through this loss only, so only the biggest child decays.
+            penalty = sum(parameter.pow(2).sum() for parameter in context.params)
+            loss = loss + 0.5 * settings.weight_decay * penalty
         loss.backward()
         teacher = logits.detach().softmax(dim=1)  # (B, classes)
         # BigNAS regularises only the biggest child: the small ones tend to underfit.
@@ -201,11 +212,12 @@ class SandwichRule:
 
 class MultiArchSampling:
     """Multi-architectural sampling (ViT-ResNAS): each step splits the batch into
-    ``sub_batches`` chunks and trains a random child on each, all in one forward and one
-    backward pass; every child gets dropout and drop-connect.
+    ``sub_batches`` shares (example ``g`` to child ``g mod n``, see ``ChildPerChunk``) and
+    trains a random child on each, all in one forward and one backward pass; every child
+    gets dropout and drop-connect.
 
     The loss is the label-smoothed cross-entropy of the whole batch (each example
-    through its chunk's child), plus the weight-decay penalty with ``optimizer=sgd``.
+    through its child); the optimizer decays the weights.
     With ``distill`` the biggest child first learns the labels on the whole batch and
     the chunks' children learn its detached predictions instead (KL divergence), as
     BigNAS's inplace distillation; the authors' scripts train without it.
@@ -221,22 +233,23 @@ class MultiArchSampling:
         context = self._context
         settings = context.settings
         context.net.set_regularization(dropout=settings.dropout, drop_connect=settings.drop_connect)
-        # Fewer chunks than sub_batches when the batch (a last one, a rank's share) is small.
-        chunks = max(1, min(settings.sub_batches, inputs.shape[0]))
+        # Fewer children than sub_batches when the global batch (a last one) is smaller;
+        # every rank draws the same ones (data parallel: scale = world / global batch).
+        batch = inputs.shape[0] if scale is None else round(context.chunks.world / scale)
+        chunks = max(1, min(settings.sub_batches, batch))
         teacher, total = None, torch.zeros((), device=inputs.device)
         if settings.distill:
             context.net.set_active(self._largest)
             logits = context.module(inputs)
             loss = _cross_entropy(logits, targets, settings.label_smoothing, scale)
             total = total + loss.detach()
-            (loss + context.weight_decay_penalty()).backward()
+            loss.backward()
             teacher = logits.detach().softmax(dim=1)
         children = [context.random_child() for _ in range(chunks)]
         logits = context.forward_per_chunk(children, inputs)
         if teacher is None:
             loss = _cross_entropy(logits, targets, settings.label_smoothing, scale)
             total = total + loss.detach()
-            loss = loss + context.weight_decay_penalty()
         else:
             reduction = "batchmean" if scale is None else "sum"
             loss = F.kl_div(F.log_softmax(logits, dim=1), teacher, reduction=reduction)

@@ -80,3 +80,16 @@ def global_batch_norm(
     scale = torch.rsqrt(var + eps) * weight  # (C,)
     shift = bias - mean * scale
     return (xs * scale.view(shape) + shift.view(shape)).to(x.dtype)
+
+
+def module_batch_norm(bn: torch.nn.BatchNorm2d, x: torch.Tensor, synced: bool) -> torch.Tensor:
+    """``bn(x)``; in training with ``synced``, with statistics over every process
+    (``bn``'s own momentum and running-statistics bookkeeping either way)."""
+    if not (synced and bn.training):
+        return bn(x)
+    assert bn.running_mean is not None and bn.running_var is not None
+    assert bn.num_batches_tracked is not None
+    bn.num_batches_tracked.add_(1)
+    momentum = bn.momentum
+    factor = 1.0 / float(bn.num_batches_tracked) if momentum is None else momentum
+    return global_batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, factor, bn.eps)

@@ -17,8 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.sync_batch_norm import module_batch_norm
 from search_spaces.vit_resnas.arch import BlockArch, ViTResArch, extreme_arch, plan_blocks
-from search_spaces.vit_resnas.model import ConvPatchEmbedding, build_network, drop_path
+from search_spaces.vit_resnas.model import (
+    ConvBNReLU,
+    ConvPatchEmbedding,
+    build_network,
+    drop_path,
+)
 from search_spaces.vit_resnas.presets import Preset
 
 State = dict[str, torch.Tensor]
@@ -209,6 +215,7 @@ class ViTResSupernet(nn.Module):
         )
         self.load_state_dict(self._from_largest(reference.state_dict()))
         self.drop_path_rate = drop_path_rate
+        self.sync_batch_norm = False  # set by set_batch_norm_sync for data-parallel training
         self.set_active(extreme_arch(preset, max))
 
     def _from_largest(self, state: State) -> State:
@@ -236,6 +243,12 @@ class ViTResSupernet(nn.Module):
             (b.stage, b.position): b.drop_path
             for b in plan_blocks(arch, self.preset, self.drop_path_rate)
         }
+
+    def set_batch_norm_sync(self, enabled: bool) -> None:
+        """Normalise the stem's training batches with statistics over every data-parallel
+        process, so that W processes each with a share of a batch compute what one
+        process computes (see ``search_spaces.sync_batch_norm``)."""
+        self.sync_batch_norm = enabled
 
     def set_regularization(self, **rates: float) -> None:
         self.drop_path_rate = float(rates.get("drop_connect", self.drop_path_rate))
@@ -276,14 +289,19 @@ class ViTResSupernet(nn.Module):
         return child
 
     # ------------------------------------------------------------------ forward
+    def _conv_bn_relu(self, block: ConvBNReLU, x: torch.Tensor) -> torch.Tensor:
+        conv, bn = block[0], block[1]
+        assert isinstance(bn, nn.BatchNorm2d)
+        return F.relu(module_batch_norm(bn, conv(x), self.sync_batch_norm))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arch = self.active
         if x.shape[-2:] != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         dim, stem = arch.stages[0].dim, self.stem
-        x = stem.conv1(x)
-        x = x + stem.conv3(stem.conv2(x))
+        x = self._conv_bn_relu(stem.conv1, x)
+        x = x + self._conv_bn_relu(stem.conv3, self._conv_bn_relu(stem.conv2, x))
         proj = stem.proj
         tokens = F.conv2d(x, lead(proj.weight, dim), lead(_bias(proj), dim), stride=proj.stride)
         tokens = tokens.flatten(2).transpose(1, 2)

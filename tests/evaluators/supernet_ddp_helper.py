@@ -2,7 +2,7 @@
 torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
 
     python supernet_ddp_helper.py bn OUT       # synced BN vs F.batch_norm on the whole batch
-    python supernet_ddp_helper.py train OUT    # train the tiny supernet; OUT/rank{R}.pt
+    python supernet_ddp_helper.py train OUT [SPACE]  # train a tiny supernet; OUT/rank{R}.pt
 
 The shared recipe (data, settings, initial weights) is imported by the test too, so
 that its single-process run trains exactly what these ranks train together.
@@ -41,6 +41,11 @@ SETTINGS = SupernetSettings(
     drop_connect=0.0,
     calibration_batches=1,
 )
+# ViT-ResNAS's multi-architectural sampling: three children share each global batch.
+RECIPES = {
+    "bignas": SETTINGS,
+    "vit_resnas": replace(SETTINGS, sampling="multi_arch", sub_batches=3),
+}
 SEED = 5
 # (global batch, first rank's share): unequal shares, and an empty one.
 BN_CASES = ((7, 4), (5, 5), (6, 1))
@@ -57,9 +62,11 @@ def tiny_data() -> DatasetSplits:
     )
 
 
-def train(checkpoint: Path, parallel: Any = None) -> tuple[nn.Module, list[Any]]:
-    """The tiny BigNAS supernet trained by ``SETTINGS`` (alone, or as one rank)."""
-    space = create_space("bignas", preset="tiny")
+def train(
+    checkpoint: Path, parallel: Any = None, space_name: str = "bignas"
+) -> tuple[nn.Module, list[Any]]:
+    """The tiny supernet of ``space_name`` trained by its recipe (alone, or as one rank)."""
+    space = create_space(space_name, preset="tiny")
     data = tiny_data()
     torch.manual_seed(0)  # the initial weights
     supernet = space.supernet(data.spec)
@@ -67,7 +74,7 @@ def train(checkpoint: Path, parallel: Any = None) -> tuple[nn.Module, list[Any]]
         space,
         supernet,
         data,
-        SETTINGS,
+        RECIPES[space_name],
         device=torch.device("cpu"),
         seed=SEED,
         checkpoint=checkpoint,
@@ -109,13 +116,13 @@ def _check_batch_norm(rank: int) -> None:
     print(f"rank {rank}: synced BN matches F.batch_norm on the global batch")
 
 
-def main(mode: str, out: Path) -> None:
+def main(mode: str, out: Path, space_name: str = "bignas") -> None:
     context, _ = init_from_torchrun("cpu", timeout=timedelta(seconds=60))
     try:
         if mode == "bn":
             _check_batch_norm(context.rank)
         else:
-            supernet, reports = train(out / "supernet.ckpt", context)
+            supernet, reports = train(out / "supernet.ckpt", context, space_name)
             torch.save(
                 {"state": supernet.state_dict(), "losses": [r.loss for r in reports]},
                 out / f"rank{context.rank}.pt",
@@ -125,4 +132,4 @@ def main(mode: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:])

@@ -50,12 +50,12 @@ def _rank_env(rank: int, world: int, port: int) -> dict[str, str]:
     }
 
 
-def _run_ranks(mode: str, out: Path, world: int = 2) -> list[str]:
+def _run_ranks(mode: str, out: Path, world: int = 2, *extra: str) -> list[str]:
     """Run the helper as ``world`` ranks; their outputs (each must exit 0)."""
     port = _free_port()
     processes = [
         subprocess.Popen(
-            [sys.executable, str(HELPER), mode, str(out)],
+            [sys.executable, str(HELPER), mode, str(out), *extra],
             env=_rank_env(rank, world, port),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -86,10 +86,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+# A parameter that training moves, per space: the classifier's weight.
+CLASSIFIER = {"bignas": "classifier.weight", "vit_resnas": "head.weight"}
+
+
 @pytest.mark.usefixtures("one_thread")
-def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
-    _run_ranks("train", tmp_path)
-    alone, losses = helper.train(tmp_path / "alone.ckpt")
+@pytest.mark.parametrize("space", ["bignas", "vit_resnas"])
+def test_two_processes_train_the_weights_of_one(tmp_path: Path, space: str) -> None:
+    """The sandwich rule (BigNAS) and multi-architectural sampling (ViT-ResNAS): two
+    processes, each with a share of every batch, train what one process trains."""
+    _run_ranks("train", tmp_path, 2, space)
+    alone, losses = helper.train(tmp_path / "alone.ckpt", space_name=space)
     expected = alone.state_dict()
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     worst = 0.0
@@ -105,12 +112,13 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
     print(f"max abs weight difference, 2 processes vs 1: {worst:.3g}")
     # Training moved the weights (a test of equal initial weights would pass otherwise).
     torch.manual_seed(0)
-    initial = helper.create_space("bignas", preset="tiny").supernet(helper.tiny_data().spec)
-    assert not torch.allclose(initial.classifier.weight, expected["classifier.weight"])
+    initial = helper.create_space(space, preset="tiny").supernet(helper.tiny_data().spec)
+    probe = CLASSIFIER[space]
+    assert not torch.allclose(initial.state_dict()[probe], expected[probe])
     # Rank 0's checkpoint resumes in one process as finished: same epochs, same weights.
-    resumed, again = helper.train(tmp_path / "supernet.ckpt")
+    resumed, again = helper.train(tmp_path / "supernet.ckpt", space_name=space)
     assert all(r.resumed for r in again) and len(again) == helper.SETTINGS.epochs
-    assert torch.equal(resumed.classifier.weight, ranks[0]["state"]["classifier.weight"])
+    assert torch.equal(resumed.state_dict()[probe], ranks[0]["state"][probe])
 
 
 def test_synced_batch_norm_uses_global_batch_statistics(tmp_path: Path) -> None:
