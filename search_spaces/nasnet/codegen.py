@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from search_spaces._codegen import code_int as _int
 from search_spaces.nasnet import ops as ops_module
 from search_spaces.nasnet.genotype import Cell, NASNetArch, describe_arch
 from search_spaces.nasnet.ops import (
@@ -39,13 +40,6 @@ _EXPORTED_CLASSES: tuple[type[nn.Module], ...] = (
     FactorizedReduce,
     UnusedCell,
 )
-
-
-def _int(value: Any) -> str:
-    # Refuses anything but a real int, so no text can reach the source through a number.
-    if type(value) is not int:
-        raise TypeError(f"expected an int for generated code, got {type(value).__name__}")
-    return str(value)
 
 
 # Variable names the generated cell constructors may pass to helper classes.
