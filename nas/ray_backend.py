@@ -105,8 +105,12 @@ def _mark_stopped(study: Any, results: Any, epochs: int) -> int:
             continue
         trial = study.get_trials(deepcopy=False)[number]
         if trial.state == optuna.trial.TrialState.RUNNING:
-            # Its worker may record it in between: then that record stands.
-            study.tell(number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
+            # Its worker may record it in between: then that record stands. Optuna's
+            # skip_if_finished reads a cached state, so the store may still refuse.
+            try:
+                study.tell(number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
             marked += 1
     return marked
 

@@ -188,9 +188,10 @@ def test_nasnet_a_presets_have_the_published_sizes(preset: str) -> None:
 
 
 def test_exported_nasnet_a_mobile_and_large_equal_the_models(tmp_path: Path) -> None:
-    # Large runs at 224 px rather than its published 331 (the same code, a third of the time).
+    # Large runs at 96 px rather than its published 331: the same ImageNet layout and code
+    # (the layout needs more than 64 px), a tenth of the time.
     cases = {}
-    for preset, spec in (("mobile", PUBLISHED["mobile"][0]), ("large", DataSpec(3, 1000, 224))):
+    for preset, spec in (("mobile", PUBLISHED["mobile"][0]), ("large", DataSpec(3, 1000, 96))):
         space = create_space("nasnet", preset=preset)
         torch.manual_seed(0)
         model = space.build(NASNET_A, spec)
