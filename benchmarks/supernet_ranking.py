@@ -94,19 +94,6 @@ def _kendall(x: list[float], y: list[float]) -> float:
         return float(kendalltau(x, y).statistic)
 
 
-def _inherited(supernet: Any, arch: Any, data: Any, settings: Any, device: Any) -> float:
-    from evaluators import inherited_accuracy
-
-    child = supernet.extract(arch).to(device)
-    return inherited_accuracy(
-        child,
-        data,
-        device=device,
-        batches=settings.calibration_batches,
-        batch_size=settings.batch_size,
-    )
-
-
 def _alone(
     space: Any, arch: Any, data: Any, train: Any, epochs: int, device: Any, seed: int
 ) -> float:
@@ -158,7 +145,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the benchmark, print its table and return its rows (children, then a summary)."""
     import torch
 
-    from evaluators import SupernetSettings, TrainSettings, train_supernet
+    from evaluators import SupernetSettings, TrainSettings, child_accuracy, train_supernet
     from nas.config import compose_search, to_container
     from nas.data import load_dataset
     from nas.metrics import count_flops
@@ -205,7 +192,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     inherited_s = 0.0
     for role, arch in children:
         started = time.perf_counter()
-        inherited = _inherited(supernet, arch, data, settings, device)
+        inherited = child_accuracy(supernet, arch, data, settings, device)
         inherited_s += time.perf_counter() - started
         started = time.perf_counter()
         alone = _alone(space, arch, data, train, epochs_alone, device, args.seed)

@@ -168,85 +168,37 @@ def _child_row(
     return _row(ctx, name, space.describe(arch), shared_s, static_s, 1)
 
 
-def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
+def _drawn_children(space: Any, count: int) -> list[Any]:
+    """The random children a rule's step draws from ``CHILD_SEED``, in order."""
+    import numpy as np
+
+    from nas.core.random_trial import RandomTrial
+
+    rng = np.random.default_rng(CHILD_SEED)
+    return [space.sample(RandomTrial(rng)) for _ in range(count)]
+
+
+def _rule_row(
+    ctx: dict[str, Any], name: str, rule: Any, plan: list[tuple[Any, ...]], describe: str
+) -> dict[str, Any]:
+    """One step of the trainer's own sampling ``rule`` (its random children redrawn from
+    ``CHILD_SEED`` every step, so each step runs the same networks), gradient clipping and
+    an optimiser step, vs plain static steps of ``plan``'s children: (arch, regularisation,
+    images, labels) each."""
     import numpy as np
     import torch
     from torch import nn
 
-    from evaluators.supernet_steps import (  # the trainer's own step
-        ChildPerChunk,
-        SandwichRule,
-        StepContext,
-    )
-    from nas.core.random_trial import RandomTrial
+    from evaluators.supernet_steps import ChildPerChunk, StepContext
 
     space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
     images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
-    largest, smallest = space.largest(), space.smallest()
-    rng = np.random.default_rng(CHILD_SEED)  # the random children the step will draw
-    randoms = [space.sample(RandomTrial(rng)) for _ in range(settings.random_children)]
     params = [p for p in supernet.parameters() if p.requires_grad]
     optimizer = _optimizer(params, settings)
     children = np.random.default_rng(CHILD_SEED)
     start = children.bit_generator.state
     chunks = ChildPerChunk(supernet)
-    context = StepContext(space, supernet, chunks, settings, params, children, chunks)
-    sandwich = SandwichRule(context)
-
-    def shared() -> None:
-        children.bit_generator.state = start  # the same random children every step
-        optimizer.zero_grad(set_to_none=True)
-        sandwich.step(images, labels)
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, settings.grad_clip)
-        optimizer.step()
-
-    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    biggest = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
-    none = {"dropout": 0.0, "drop_connect": 0.0}
-    statics = []
-    for arch, regularization in [(largest, biggest), (smallest, none)] + [
-        (arch, none) for arch in randoms
-    ]:
-        model = _static_child(space, supernet, arch, spec, regularization)
-        statics.append((model, _optimizer(model.parameters(), settings)))
-
-    def static_sum() -> None:
-        for model, opt in statics:
-            _plain_step(model, opt, criterion, images, labels)
-
-    supernet.train()
-    torch.manual_seed(0)
-    shared_s, static_s = _interleave(shared, static_sum, args.steps, args.warmup)
-    describe = f"{2 + len(randoms)} children: largest, smallest, 2 random (seed {CHILD_SEED})"
-    return _row(ctx, "sandwich", describe, shared_s, static_s, 2 + len(randoms))
-
-
-def _multi_arch_row(ctx: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-    import torch
-    from torch import nn
-
-    from evaluators.supernet_steps import (  # the trainer's own step
-        ChildPerChunk,
-        MultiArchSampling,
-        StepContext,
-    )
-    from nas.core.random_trial import RandomTrial
-
-    space, supernet, spec, settings = ctx["space"], ctx["supernet"], ctx["spec"], ctx["settings"]
-    images, labels, args = ctx["images"], ctx["labels"], ctx["args"]
-    count = min(settings.sub_batches, len(labels))
-    rng = np.random.default_rng(CHILD_SEED)  # the children the step will draw, in order
-    kids = [space.sample(RandomTrial(rng)) for _ in range(count)]
-    params = [p for p in supernet.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, settings)
-    children = np.random.default_rng(CHILD_SEED)
-    start = children.bit_generator.state
-    chunks = ChildPerChunk(supernet)
-    step = MultiArchSampling(
-        StepContext(space, supernet, chunks, settings, params, children, chunks)
-    )
+    step = rule(StepContext(space, supernet, chunks, settings, params, children, chunks))
 
     def shared() -> None:
         children.bit_generator.state = start  # the same children every step
@@ -257,11 +209,9 @@ def _multi_arch_row(ctx: dict[str, Any]) -> dict[str, Any]:
         optimizer.step()
 
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    rates = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
     statics = []
-    for k, arch in enumerate(kids):  # example i goes to child i mod count
-        x, y = images[k::count], labels[k::count]
-        model = _static_child(space, supernet, arch, spec, rates)
+    for arch, regularization, x, y in plan:
+        model = _static_child(space, supernet, arch, spec, regularization)
         statics.append((model, _optimizer(model.parameters(), settings), x, y))
 
     def static_sum() -> None:
@@ -271,8 +221,37 @@ def _multi_arch_row(ctx: dict[str, Any]) -> dict[str, Any]:
     supernet.train()
     torch.manual_seed(0)
     shared_s, static_s = _interleave(shared, static_sum, args.steps, args.warmup)
+    return _row(ctx, name, describe, shared_s, static_s, len(plan))
+
+
+def _sandwich_row(ctx: dict[str, Any]) -> dict[str, Any]:
+    from evaluators.supernet_steps import SandwichRule
+
+    space, settings = ctx["space"], ctx["settings"]
+    images, labels = ctx["images"], ctx["labels"]
+    randoms = _drawn_children(space, settings.random_children)
+    biggest = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    none = {"dropout": 0.0, "drop_connect": 0.0}
+    plan = [(space.largest(), biggest, images, labels), (space.smallest(), none, images, labels)]
+    plan += [(arch, none, images, labels) for arch in randoms]
+    describe = f"{len(plan)} children: largest, smallest, 2 random (seed {CHILD_SEED})"
+    return _rule_row(ctx, "sandwich", SandwichRule, plan, describe)
+
+
+def _multi_arch_row(ctx: dict[str, Any]) -> dict[str, Any]:
+    from evaluators.supernet_steps import MultiArchSampling
+
+    space, settings = ctx["space"], ctx["settings"]
+    images, labels = ctx["images"], ctx["labels"]
+    count = min(settings.sub_batches, len(labels))
+    rates = {"dropout": settings.dropout, "drop_connect": settings.drop_connect}
+    # Example i goes to child i mod count.
+    plan = [
+        (arch, rates, images[k::count], labels[k::count])
+        for k, arch in enumerate(_drawn_children(space, count))
+    ]
     describe = f"{count} random children, one per sub-batch (seed {CHILD_SEED})"
-    return _row(ctx, "multi_arch", describe, shared_s, static_s, count)
+    return _rule_row(ctx, "multi_arch", MultiArchSampling, plan, describe)
 
 
 def _row(

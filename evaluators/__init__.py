@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the real types for type checkers; imported lazily at run ti
     from evaluators.supernet import (
         SupernetEpochReport,
         SupernetSettings,
+        child_accuracy,
         inherited_accuracy,
         supernet_learning_rate,
         train_supernet,
@@ -57,6 +58,7 @@ _LAZY = {
     "train_standalone": "evaluators.standalone",
     "SupernetEpochReport": "evaluators.supernet",
     "SupernetSettings": "evaluators.supernet",
+    "child_accuracy": "evaluators.supernet",
     "inherited_accuracy": "evaluators.supernet",
     "supernet_learning_rate": "evaluators.supernet",
     "train_supernet": "evaluators.supernet",
@@ -74,6 +76,7 @@ __all__ = [
     "TrainSettings",
     "TrainingDiverged",
     "TrialSession",
+    "child_accuracy",
     "evaluate_accuracy",
     "get_evaluator_class",
     "inherited_accuracy",

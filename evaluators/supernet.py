@@ -357,7 +357,8 @@ def train_supernet(
             epoch_report: SupernetEpochReport | None = None
             if parallel.is_main:
                 biggest, smallest_accuracy = (
-                    _validate(net, arch, data, settings, device) for arch in (largest, smallest)
+                    child_accuracy(net, arch, data, settings, device)
+                    for arch in (largest, smallest)
                 )
                 epoch_report = SupernetEpochReport(
                     epoch=epoch,
@@ -510,9 +511,11 @@ def inherited_accuracy(
     return evaluate_accuracy(child, data.val, device=device)
 
 
-def _validate(
+def child_accuracy(
     net: Supernet, arch: Any, data: DatasetSplits, settings: SupernetSettings, device: torch.device
 ) -> float:
+    """``arch``'s validation accuracy with the weights it inherits from ``net``
+    (``inherited_accuracy`` of ``net.extract(arch)``, calibrated as ``settings`` say)."""
     # Extracting may build a module (random initialisation); it must not shift the random
     # stream that training continues from.
     with preserved_rng(device):
