@@ -52,11 +52,13 @@ class ChildPerChunk(nn.Module):
         if children is None:
             return cast(torch.Tensor, self.supernet(inputs))
         net = cast("Supernet", self.supernet)
-        positions = torch.arange(inputs.shape[0], device=inputs.device)
+        # The examples' owners are known from the batch size alone: the indices are made
+        # on the CPU and copied over, with no device synchronisation per child.
+        positions = torch.arange(inputs.shape[0])
         owner = (self.rank + self.world * positions) % len(children)
         logits: torch.Tensor | None = None
         for k, child in enumerate(children):
-            index = (owner == k).nonzero().squeeze(1)
+            index = positions[owner == k].to(inputs.device, non_blocking=True)
             net.set_active(child)
             part = self.supernet(inputs.index_select(0, index))
             if logits is None:
