@@ -73,8 +73,9 @@ class SupernetSettings:
         batch_size: Examples per step; the last step of an epoch may be smaller.
         lr: Peak learning rate, reached at the end of the warm-up.
         momentum: SGD momentum (Nesterov when above 0).
-        weight_decay: With ``optimizer=sgd`` an L2 penalty through the loss (the sandwich
-            rule: the biggest child's only); with ``adamw`` AdamW's decoupled decay.
+        weight_decay: Sandwich rule with ``optimizer=sgd``: an L2 penalty through the
+            biggest child's loss only; otherwise the optimizer's own decay (SGD's, or
+            AdamW's decoupled one).
         warmup_epochs: Epochs of linear warm-up from 0, rising every step.
         lr_decay: Factor per epoch after the warm-up, applied smoothly every step.
         final_lr_fraction: The learning rate never falls below ``lr`` times this.
