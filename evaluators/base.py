@@ -138,6 +138,10 @@ class TrialSession(Protocol):
         """Costs (``params``, ``flops``, ``latency``) known before training, so that budgets
         and early stopping against cheaper trials can use them."""
 
+    def record(self, name: str, value: Any) -> None:
+        """Store a JSON-safe value with the trial under ``name`` (an evaluator's own
+        results: a search's curve, the target it met); written at once."""
+
     def keep_weights(self, model: nn.Module) -> None:
         """Store the trained weights for export (a no-op with ``keep_weights=false``)."""
 

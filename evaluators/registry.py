@@ -10,7 +10,11 @@ from nas.core.registry import Registry
 EVALUATORS: Registry[Evaluator[Any]] = Registry(
     kind="evaluator",
     base=Evaluator,
-    builtins={"standalone": "evaluators.standalone", "supernet": "evaluators.weight_sharing"},
+    builtins={
+        "standalone": "evaluators.standalone",
+        "supernet": "evaluators.weight_sharing",
+        "tas": "evaluators.tas",
+    },
     group="nas.evaluators",
 )
 register_evaluator = EVALUATORS.register

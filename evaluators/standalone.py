@@ -8,8 +8,9 @@ propagates untouched and ends training.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -19,6 +20,13 @@ from torch.utils.data import DataLoader, Dataset
 from evaluators.base import Evaluator, TrialSession
 from evaluators.costs import deployment_costs
 from evaluators.registry import register_evaluator
+from nas.core.checkpoint import (
+    CheckpointError,
+    check_fingerprint,
+    entry,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nas.core.errors import NasError
 from nas.core.validation import check_choice, check_number
 
@@ -26,6 +34,10 @@ if TYPE_CHECKING:
     from nas.data import DatasetSplits
 
 OPTIMIZERS = ("sgd", "adamw")
+# A training loss from (logits, inputs, targets), e.g. a teacher's distillation loss.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_CHECKPOINT_FORMAT = 1
+_RESTART = "delete it to train from scratch"
 # On an accelerator, reading the loss back every step would stall the queue of
 # kernels; the losses stay on the device and are checked for divergence this often.
 _CHECK_EVERY = 25
@@ -103,6 +115,9 @@ def train_standalone(
     seed: int,
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    loss_fn: LossFn | None = None,
+    checkpoint: Path | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> list[float]:
     """Train ``model`` on ``data.train`` from its current weights; validate every epoch.
 
@@ -124,12 +139,20 @@ def train_standalone(
         seed: Seed for data order and for torch's global generator.
         on_epoch: Called after each epoch's validation; may raise to stop training.
         on_step: Called after each step with (step in epoch from 1, steps per epoch).
+        loss_fn: The loss from (logits, inputs, targets); default label-smoothed
+            cross-entropy (plus a model's auxiliary loss).
+        checkpoint: A file written after every epoch (weights, optimizer, schedule,
+            data order, random state) and resumed from, exactly, when it exists; the
+            epochs it holds are not reported again through ``on_epoch``.
+        fingerprint: What else must match for the checkpoint to continue this run (the
+            data, the architecture); the settings, epochs and seed are always checked.
 
     Returns:
         The validation accuracy after each epoch.
 
     Raises:
         TrainingDiverged: The training loss became NaN or infinite.
+        CheckpointError: ``checkpoint`` is unreadable or belongs to another run.
         NasError: The training set is empty.
     """
     check_number("epochs", epochs, integer=True, low=1)
@@ -147,13 +170,15 @@ def train_standalone(
         raise NasError("Cannot train on an empty training set; add examples.")
     model.to(device)
     optimizer = _make_optimizer(model, settings)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=epochs * steps_per_epoch
-    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     set_progress = getattr(model, "set_training_progress", None)
-    curve: list[float] = []
-    for epoch in range(1, epochs + 1):
+    if loss_fn is None:
+        loss_fn = lambda logits, _, targets: _loss(model, logits, targets, criterion)  # noqa: E731
+    run = {**dict(fingerprint or {}), **settings.as_dict(), "epochs": epochs, "seed": seed}
+    state = _TrainingState(model, optimizer, schedule, loader.generator, run)
+    curve = state.resume(checkpoint) if checkpoint is not None and checkpoint.exists() else []
+    for epoch in range(len(curve) + 1, epochs + 1):
         started = time.perf_counter()
         if callable(set_progress):
             set_progress((epoch - 1) / epochs)
@@ -163,7 +188,7 @@ def train_standalone(
         examples = 0
         for step, (inputs, targets) in enumerate(loader, start=1):
             inputs, targets = inputs.to(device), targets.to(device)
-            loss = _loss(model, model(inputs), targets, criterion)
+            loss = loss_fn(model(inputs), inputs, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
@@ -178,6 +203,8 @@ def train_standalone(
                 on_step(step, steps_per_epoch)
         accuracy = evaluate_accuracy(model, data.val, device=device)
         curve.append(accuracy)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state.snapshot(curve))
         if on_epoch is not None:
             on_epoch(
                 EpochReport(
@@ -189,6 +216,58 @@ def train_standalone(
                 )
             )
     return curve
+
+
+@dataclass
+class _TrainingState:
+    """What a stand-alone training checkpoint holds, and how it is checked and put back."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    data_order: torch.Generator | None
+    fingerprint: dict[str, Any]
+
+    def snapshot(self, curve: list[float]) -> dict[str, Any]:
+        assert self.data_order is not None
+        return {
+            "format": _CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "curve": list(curve),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "data_order": self.data_order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def resume(self, path: Path) -> list[float]:
+        """Load the checkpoint at ``path``; the validation curve it holds."""
+        payload = load_checkpoint(path)
+        if payload.get("format") != _CHECKPOINT_FORMAT:
+            raise CheckpointError(f"Checkpoint {path} has an unknown format; {_RESTART}.")
+        stored = entry(payload, "fingerprint", dict, path, remedy=_RESTART)
+        check_fingerprint(stored, self.fingerprint, path, remedy=_RESTART)
+        curve = entry(payload, "curve", list, path, remedy=_RESTART)
+        if len(curve) > self.fingerprint["epochs"] or not all(
+            isinstance(value, float) for value in curve
+        ):
+            raise CheckpointError(f"Checkpoint {path} has a malformed curve; {_RESTART}.")
+        assert self.data_order is not None
+        try:
+            self.model.load_state_dict(entry(payload, "model", dict, path, remedy=_RESTART))
+            self.optimizer.load_state_dict(entry(payload, "optimizer", dict, path, remedy=_RESTART))
+            self.schedule.load_state_dict(entry(payload, "schedule", dict, path, remedy=_RESTART))
+            self.data_order.set_state(
+                entry(payload, "data_order", torch.Tensor, path, remedy=_RESTART)
+            )
+            torch.set_rng_state(entry(payload, "torch_rng", torch.Tensor, path, remedy=_RESTART))
+        except (RuntimeError, ValueError, TypeError, KeyError) as error:
+            detail = " ".join(str(error).split())[:200]
+            raise CheckpointError(
+                f"Checkpoint {path} does not fit this network ({detail}); {_RESTART}."
+            ) from error
+        return [float(value) for value in curve]
 
 
 def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:

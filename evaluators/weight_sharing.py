@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from evaluators.base import Evaluator, TrialSession
 from evaluators.costs import deployment_costs
 from evaluators.registry import register_evaluator
+from evaluators.shared_training import prepare_shared
 from evaluators.supernet import (
     SupernetEpochReport,
     SupernetSettings,
@@ -46,24 +47,13 @@ class SupernetEvaluator(Evaluator[SupernetSettings]):
         """Train (or resume, or reuse) the study's supernet; a worker waits for the one
         the study's trainer publishes. With ``context.parallel`` every data-parallel
         process trains and the main one publishes."""
-        context, files = self.context, self.context.files
-        checkpoint = files.checkpoint_path("supernet")
-        if context.trains:
-            parallel = context.parallel
-            main = parallel is None or parallel.is_main
-            if main and files.fetch_for_resume(checkpoint):
-                context.echo(
-                    f"resuming the supernet from its published checkpoint ({files.location})"
-                )
-            if parallel is not None and parallel.distributed:
-                parallel.barrier()  # every process resumes from the file the main one fetched
-            reports = self._train(checkpoint, publish=main)
-            if main and reports and (files.published_epochs() or 0) < len(reports):
-                # Trained before artifact stores existed, or the last upload failed.
-                files.publish(checkpoint, len(reports))
-        else:
-            checkpoint = files.wait_for_finished(checkpoint, self.settings.epochs)
-            reports = self._train(checkpoint, publish=False, require_finished=True)
+        context = self.context
+
+        def train(checkpoint: Path, publish: bool, finished: bool) -> tuple[list[Any], int]:
+            reports = self._train(checkpoint, publish=publish, require_finished=finished)
+            return reports, len(reports)
+
+        reports = prepare_shared(context, "supernet", self.settings.epochs, train)
         # The supernet's training curve, for `nas show`.
         curve = [{k: float(v) for k, v in vars(r).items() if k != "resumed"} for r in reports]
         context.set_study_attr(SUMMARY_ATTR, curve)

@@ -92,6 +92,25 @@ class TrialRules:
         return len(self.objectives) == 1
 
 
+# Attributes the platform writes itself; an evaluator's `record` may not replace them.
+_RESERVED_ATTRS = frozenset(
+    {
+        "arch",
+        "arch_str",
+        "seed",
+        "curve",
+        "weights",
+        "constraint",
+        "latency_threads",
+        "rejected",
+        "error",
+        "interrupted",
+        "retry_of",
+        "reused_from",
+    }
+)
+
+
 @dataclass
 class OptunaTrialSession:
     """``evaluators.base.TrialSession`` on an Optuna trial of the study store.
@@ -160,6 +179,12 @@ class OptunaTrialSession:
         if limited:
             self.pending["constraint"] = [self.costs[n] - lim for n, lim in limited]
         self.flush()  # costs come before training: stored with the trial's first batch
+
+    def record(self, name: str, value: Any) -> None:
+        if name in _RESERVED_ATTRS:
+            raise ValueError(f"trial attribute '{name}' is the platform's own")
+        self.pending[name] = value
+        self.flush()
 
     def keep_weights(self, model: nn.Module) -> None:
         if not self.rules.keep_weights:
