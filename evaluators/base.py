@@ -216,4 +216,3 @@ class Evaluator(abc.ABC, Generic[SettingsT]):
     def summarize(cls, recorded: Any) -> str | None:
         """One line on what ``prepare`` recorded under ``summary_attr`` (untrusted), or None."""
         return None
-

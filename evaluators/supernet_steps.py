@@ -105,7 +105,6 @@ class StepContext:
             self.chunks.children_per_chunk = None
 
 
-
 class ChildSchedule(Protocol):
     """One training step's forward and backward passes over one batch."""
 

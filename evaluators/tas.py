@@ -189,6 +189,7 @@ class TASEvaluator(Evaluator[TASSettings]):
     def prepare(self) -> None:
         context, settings = self.context, self.settings
         space = context.space
+        assert isinstance(space, DifferentiableSpace)
         torch.manual_seed(context.seed)  # the teacher's initial weights belong to the seed
         self.teacher = space.build(space.largest(), context.data.spec).to(context.device)
         if settings.teacher:

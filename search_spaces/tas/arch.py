@@ -38,7 +38,7 @@ class BlockPlan(NamedTuple):
     """One block of a pruned network, in network order."""
 
     stage: int
-    index: int  # position in the stage, from 0
+    position: int  # in the stage, from 0
     in_width: int
     widths: Widths
     stride: int
@@ -158,11 +158,10 @@ def validate_arch(arch: object, preset: Preset) -> None:
         _check_list(
             f"stages[{i}]", blocks, f"must keep {depths} blocks", lambda n: n in preset.depths
         )
+        convs = len(channels)
         for j, widths in enumerate(blocks):
             path = f"stages[{i}][{j}]"
-            _check_list(
-                path, widths, f"must hold {len(channels)} widths", lambda n, c=channels: n == len(c)
-            )
+            _check_list(path, widths, f"must hold {convs} widths", lambda n: n == convs)  # noqa: B023
             for k, (width, full) in enumerate(zip(widths, channels, strict=True)):
                 _check_choice(f"{path}[{k}]", width, width_choices(full), preset)
 

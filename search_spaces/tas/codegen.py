@@ -22,7 +22,7 @@ def _block_lines(arch: TASArch, image_size: int) -> list[str]:
         "BLOCKS = [",
     ]
     for plan in block_plans(arch, image_size):
-        if plan.index == 0:
+        if plan.position == 0:
             lines.append(f"    # stage {code_int(plan.stage)}")
         widths = ", ".join(code_int(w) for w in plan.widths)
         shortcut = _SHORTCUTS[_SHORTCUTS.index(plan.shortcut)]  # one of three known words

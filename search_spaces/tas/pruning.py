@@ -40,8 +40,8 @@ def l1_pruned_state(
     group = _Groups()
     width: dict[Feature, int] = {(-1, 0): arch.stem}
     previous: Feature = (-1, 0)
-    for k, (plan, kept) in enumerate(zip(full, pruned, strict=True)):
-        for i, w in enumerate(kept.widths):
+    for k, (plan, cut) in enumerate(zip(full, pruned, strict=True)):
+        for i, w in enumerate(cut.widths):
             width[(k, i)] = w
         out = (k, len(plan.widths) - 1)
         if plan.shortcut == "identity":

@@ -26,7 +26,7 @@ untouched by the search, as the authors' pruned networks start it afresh).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +88,10 @@ class ElasticConv(nn.Module):
         self.choices = width_choices(out_width)
         self.bns = nn.ModuleList(nn.BatchNorm2d(w) for w in self.choices) if norm else None
 
+    def _bn(self, width: int) -> nn.BatchNorm2d:
+        assert self.bns is not None
+        return cast(nn.BatchNorm2d, self.bns[self.choices.index(width)])
+
     def _conv(self, x: torch.Tensor, width: int) -> torch.Tensor:
         conv = self.conv
         weight = conv.weight[:width, : x.shape[1]]
@@ -96,7 +100,7 @@ class ElasticConv(nn.Module):
     def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
         """The child keeping ``width`` filters."""
         out = self._conv(x, width)
-        return out if self.bns is None else self.bns[self.choices.index(width)](out)
+        return out if self.bns is None else self._bn(width)(out)
 
     def mixture(self, x: torch.Tensor, picks: list[int], weights: torch.Tensor) -> torch.Tensor:
         """The weighted sum of the picked widths' outputs, aligned to the widest."""
@@ -104,10 +108,10 @@ class ElasticConv(nn.Module):
         top = max(widths)
         out = self._conv(x, top)
         total: torch.Tensor | None = None
-        for pick, width, weight in zip(picks, widths, weights, strict=True):
+        for width, weight in zip(widths, weights, strict=True):
             part = out[:, :width]
             if self.bns is not None:
-                part = self.bns[pick](part)
+                part = self._bn(width)(part)
             part = interpolate_channels(part, top) * weight
             total = part if total is None else total + part
         assert total is not None
@@ -116,8 +120,8 @@ class ElasticConv(nn.Module):
     def child_state(self, in_width: int, width: int, conv: str, bn: str | None) -> State:
         state = {f"{conv}.weight": self.conv.weight[:width, :in_width]}
         if bn is not None and self.bns is not None:
-            chosen = self.bns[self.choices.index(width)]
-            state.update({f"{bn}.{k}": v for k, v in chosen.state_dict().items()})
+            chosen = self._bn(width).state_dict()
+            state.update({f"{bn}.{k}": v for k, v in chosen.items()})
         return state
 
 
@@ -133,6 +137,7 @@ class ElasticBlock(nn.Module):
             layers.append(ElasticConv(width, out_width, kernel, stride if i == strided else 1))
             width = out_width
         self.layers = nn.ModuleList(layers)
+        self.convs: list[ElasticConv] = layers  # the same modules, typed
         self.stride = stride
         # Pooled 1x1 conv where the block halves the resolution; otherwise a 1x1 conv + BN,
         # used where the input and output widths differ.
@@ -145,9 +150,9 @@ class ElasticBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
         out = x
-        for i, (layer, width) in enumerate(zip(self.layers, widths, strict=True)):
+        for i, (layer, width) in enumerate(zip(self.convs, widths, strict=True)):
             out = layer(out, width)
-            if i < len(self.layers) - 1:
+            if i < len(self.convs) - 1:
                 out = F.relu(out)
         if self.stride == 2 or x.shape[1] != widths[-1]:
             return F.relu(out + self.shortcut(self._shortcut_input(x), widths[-1]))
@@ -157,9 +162,9 @@ class ElasticBlock(nn.Module):
         self, x: torch.Tensor, picks: list[list[int]], weights: list[torch.Tensor]
     ) -> torch.Tensor:
         out = x
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.convs):
             out = layer.mixture(out, picks[i], weights[i])
-            if i < len(self.layers) - 1:
+            if i < len(self.convs) - 1:
                 out = F.relu(out)
         if self.projects:  # shares the last conv's widths and weights
             residual = self.shortcut.mixture(self._shortcut_input(x), picks[-1], weights[-1])
@@ -175,14 +180,15 @@ class TASSupernet(nn.Module):
         self.preset, self.in_channels = preset, in_channels
         self.num_classes, self.image_size = num_classes, image_size
         self.stem = ElasticConv(in_channels, preset.stem, 3, 1)
-        stages, width = [], preset.stem
+        self.blocks: list[list[ElasticBlock]] = []  # per stage, typed (``stages`` registers them)
+        width = preset.stem
         for stage, channels in enumerate(preset.block_channels):
-            blocks = []
+            blocks: list[ElasticBlock] = []
             for index in range(preset.blocks):
                 blocks.append(ElasticBlock(width, channels, 2 if stage and not index else 1))
                 width = channels[-1]
-            stages.append(nn.ModuleList(blocks))
-        self.stages = nn.ModuleList(stages)
+            self.blocks.append(blocks)
+        self.stages = nn.ModuleList(nn.ModuleList(blocks) for blocks in self.blocks)
         self.classifier = nn.Linear(width, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -202,9 +208,9 @@ class TASSupernet(nn.Module):
     def prunable_convs(self) -> list[ElasticConv]:
         """The convs whose widths are searched, in network order (the stem first)."""
         convs = [self.stem]
-        for blocks in self.stages:
+        for blocks in self.blocks:
             for block in blocks:
-                convs.extend(block.layers)
+                convs.extend(block.convs)
         return convs
 
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -247,12 +253,12 @@ class TASSupernet(nn.Module):
         side = self.image_size
         macs = 9 * self.in_channels * means[0] * side**2
         width_in, layer = means[0], 0  # expected width entering the next block
-        for stage, blocks in enumerate(self.stages):
+        for stage, blocks in enumerate(self.blocks):
             depth_probs = self.depth_logits[stage].softmax(0)
             depths = self.preset.depths
             stage_out = torch.zeros((), device=device)
             for index, block in enumerate(blocks):
-                first, last = layer + 1, layer + len(block.layers)
+                first, last = layer + 1, layer + len(block.convs)
                 in_side, side = side, side // block.stride
                 block_macs = _block_macs(block, width_in, means[first : last + 1], in_side, side)
                 if block.stride == 2:
@@ -275,11 +281,11 @@ class TASSupernet(nn.Module):
         picks, weights = [p for p, _ in drawn], [w for _, w in drawn]
         x = F.relu(self.stem.mixture(x, picks[0], weights[0]))
         layer = 1
-        for stage, blocks in enumerate(self.stages):
+        for stage, blocks in enumerate(self.blocks):
             depth_weights = gumbel_scores(self.depth_logits[stage], tau).softmax(0)
             outputs = []
             for index, block in enumerate(blocks):
-                count = len(block.layers)
+                count = len(block.convs)
                 x = block.mixture(
                     x, list(picks[layer : layer + count]), list(weights[layer : layer + count])
                 )
@@ -311,7 +317,7 @@ class TASSupernet(nn.Module):
             raise RuntimeError("set_active(arch) first, or use search_forward")
         x = F.relu(self.stem(x, arch.stem))
         for plan in block_plans(arch, self.image_size):
-            x = self.stages[plan.stage][plan.index](x, plan.widths)
+            x = self.blocks[plan.stage][plan.position](x, plan.widths)
         features = x.mean(dim=(2, 3))
         return F.linear(
             features, self.classifier.weight[:, : features.shape[1]], self.classifier.bias
@@ -323,8 +329,8 @@ class TASSupernet(nn.Module):
         state = self.stem.child_state(self.in_channels, arch.stem, "stem.conv", "stem.bn")
         width = arch.stem
         for k, plan in enumerate(block_plans(arch, self.image_size)):
-            block = self.stages[plan.stage][plan.index]
-            for i, (layer, out) in enumerate(zip(block.layers, plan.widths, strict=True)):
+            block = self.blocks[plan.stage][plan.position]
+            for i, (layer, out) in enumerate(zip(block.convs, plan.widths, strict=True)):
                 prefix = f"blocks.{k}.layers.{i}"
                 state.update(layer.child_state(width, out, f"{prefix}.conv", f"{prefix}.bn"))
                 width = out
@@ -359,9 +365,9 @@ def _block_macs(
     """Expected multiply-adds of a block's convs (without its shortcut)."""
     macs = torch.zeros((), device=width_in.device)
     previous, current_side = width_in, in_side
-    for layer, width in zip(block.layers, widths, strict=True):
-        kernel = layer.conv.kernel_size[0]
-        current_side = current_side // layer.conv.stride[0]
+    for layer, width in zip(block.convs, widths, strict=True):
+        kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
+        current_side = current_side // stride
         macs = macs + kernel * kernel * previous * width * current_side**2
         previous = width
     return macs
