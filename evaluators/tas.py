@@ -22,6 +22,7 @@ then:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,11 +35,11 @@ from evaluators.base import Evaluator, TrialSession
 from evaluators.costs import deployment_costs
 from evaluators.registry import register_evaluator
 from evaluators.shared_training import prepare_shared
-from evaluators.standalone import TrainSettings, train_standalone
+from evaluators.standalone import EpochReport, TrainSettings, train_standalone
 from evaluators.tas_search import SearchEpoch, SearchSettings, search_architecture
 from nas.core.errors import ConfigError, NasError
 from nas.core.validation import check_bool, check_choice, check_number
-from search_spaces.base import DifferentiableSpace, load_weights
+from search_spaces.base import DifferentiableSpace, SearchSpace, load_weights
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -168,6 +169,81 @@ def uniform_target(space: DifferentiableSpace[Any], data: DatasetSplits, ratio: 
     return uniform(max(fitting) if fitting else 3)
 
 
+def find_architecture(
+    space: DifferentiableSpace[Any],
+    data: DatasetSplits,
+    settings: TASSettings,
+    *,
+    flops_ratio: float,
+    device: torch.device,
+    seed: int,
+    checkpoint: Path,
+    on_epoch: Callable[[SearchEpoch], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[Any, list[SearchEpoch]]:
+    """The pruned architecture ``settings.method`` finds at ``flops_ratio`` of the
+    unpruned network's multiply-adds, and the search's epochs (none for a baseline)."""
+    if settings.method != "tas":
+        return uniform_target(space, data, flops_ratio), []
+    return search_architecture(
+        space,
+        data,
+        settings.search(),
+        flops_ratio=flops_ratio,
+        device=device,
+        seed=seed,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        on_step=on_step,
+    )
+
+
+def train_pruned(
+    space: SearchSpace[Any],
+    arch: Any,
+    data: DatasetSplits,
+    settings: TASSettings,
+    teacher: nn.Module,
+    *,
+    epochs: int,
+    device: torch.device,
+    seed: int,
+    on_built: Callable[[nn.Module], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[nn.Module, list[float]]:
+    """Train ``arch``'s network (from scratch, or from the teacher's largest-L1 filters
+    with ``method=l1``) for ``epochs``, by distillation from ``teacher`` unless
+    ``distill`` is off; (the network, its validation curve)."""
+    torch.manual_seed(seed)  # the initial weights belong to the seed
+    weights = None
+    if settings.method == "l1":
+        pruned = getattr(space, "l1_pruned_state", None)
+        if not callable(pruned):
+            raise NasError(f"Space '{space.name}' has no L1 filter pruning (tas.method=tas).")
+        weights = pruned(teacher.state_dict(), arch, data.spec)
+    student = space.build(arch, data.spec, weights)
+    if on_built is not None:
+        on_built(student)
+    loss = (
+        DistillationLoss(teacher, settings.distill_alpha, settings.temperature)
+        if settings.distill
+        else None
+    )
+    curve = train_standalone(
+        student,
+        data,
+        settings.training(),
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        on_epoch=on_epoch,
+        on_step=on_step,
+        loss_fn=loss,
+    )
+    return student, curve
+
+
 @register_evaluator
 class TASEvaluator(Evaluator[TASSettings]):
     """Network pruning by TAS: a search per trial, then distillation from the teacher."""
@@ -235,24 +311,13 @@ class TASEvaluator(Evaluator[TASSettings]):
     def derive(self, trial: TrialSession, suggest: Any) -> Any:
         settings, context = self.settings, self.context
         ratio = settings.flops_ratio
-        if ratio is None:
-            ratio = (
-                suggest.suggest_float(
-                    "flops_ratio", settings.ratio_low, settings.ratio_high, step=_RATIO_STEP
-                )
-                if _steps_fit(settings)
-                else suggest.suggest_float("flops_ratio", settings.ratio_low, settings.ratio_high)
-            )
-        ratio = float(ratio)
+        ratio = float(_suggest_ratio(settings, suggest) if ratio is None else ratio)
         if not 0 < ratio <= 1:  # replayed from storage: untrusted
             raise NasError(f"Trial {trial.number} has flops_ratio={ratio!r}; it must be in (0, 1].")
         trial.record("flops_ratio", ratio)
         space = context.space
         assert isinstance(space, DifferentiableSpace)
-        if settings.method != "tas":
-            return uniform_target(space, context.data, ratio)
         name = context.files.checkpoint_path("tas-search")
-        checkpoint = name.with_name(f"{name.stem}-seed{trial.seed}-ratio{ratio:.4f}.ckpt")
         epochs = settings.search_epochs
         history: list[dict[str, float]] = []
 
@@ -265,48 +330,41 @@ class TASEvaluator(Evaluator[TASSettings]):
                 f"tau {report.tau:.2f}"
             )
 
-        arch, reports = search_architecture(
+        arch, reports = find_architecture(
             space,
             context.data,
-            settings.search(),
+            settings,
             flops_ratio=ratio,
             device=context.device,
             seed=trial.seed,
-            checkpoint=checkpoint,
+            checkpoint=name.with_name(f"{name.stem}-seed{trial.seed}-ratio{ratio:.4f}.ckpt"),
             on_epoch=on_epoch,
             on_step=trial.step,
         )
-        trial.record("search", [asdict(report) for report in reports])
+        if reports:  # the epochs resumed from the checkpoint too
+            trial.record("search", [asdict(report) for report in reports])
         return arch
 
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
-        context, settings = self.context, self.settings
-        space = context.space
-        torch.manual_seed(trial.seed)  # the initial weights belong to the trial's seed
-        weights = None
-        if settings.method == "l1":
-            pruned = getattr(space, "l1_pruned_state", None)
-            if not callable(pruned):
-                raise NasError(f"Space '{space.name}' has no L1 filter pruning (tas.method=tas).")
-            weights = pruned(self.teacher.state_dict(), arch, context.data.spec)
-        student = space.build(arch, context.data.spec, weights)
-        costs = deployment_costs(context, student)
-        trial.record_costs(costs)
-        loss = (
-            DistillationLoss(self.teacher, settings.distill_alpha, settings.temperature)
-            if settings.distill
-            else None
-        )
-        curve = train_standalone(
-            student,
+        context = self.context
+        costs: dict[str, float] = {}
+
+        def on_built(student: nn.Module) -> None:
+            costs.update(deployment_costs(context, student))
+            trial.record_costs(costs)
+
+        student, curve = train_pruned(
+            context.space,
+            arch,
             context.data,
-            settings.training(),
+            self.settings,
+            self.teacher,
             epochs=context.epochs,
             device=context.device,
             seed=trial.seed,
+            on_built=on_built,
             on_epoch=lambda report: trial.report(report.epoch, report.epochs, report.val_accuracy),
             on_step=trial.step,
-            loss_fn=loss,
         )
         trial.keep_weights(student)
         return {"accuracy": curve[-1], **costs}
@@ -321,10 +379,12 @@ class TASEvaluator(Evaluator[TASSettings]):
         return f"teacher: {len(recorded)} epochs; validation accuracy {float(last):.4f}"
 
 
-def _steps_fit(settings: TASSettings) -> bool:
-    """Whether the suggestion range is a whole number of ``_RATIO_STEP`` steps."""
-    steps = (settings.ratio_high - settings.ratio_low) / _RATIO_STEP
-    return abs(steps - round(steps)) < 1e-9
+def _suggest_ratio(settings: TASSettings, suggest: Any) -> float:
+    """The strategy's FLOPs target, in steps of 0.05 where the range allows."""
+    low, high = settings.ratio_low, settings.ratio_high
+    steps = (high - low) / _RATIO_STEP
+    step = _RATIO_STEP if abs(steps - round(steps)) < 1e-9 else None
+    return float(suggest.suggest_float("flops_ratio", low, high, step=step))
 
 
 def _fingerprint(space: Any, data: DatasetSplits) -> dict[str, Any]:

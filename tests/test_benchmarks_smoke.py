@@ -231,3 +231,15 @@ def test_strategy_comparison_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert 0.0 <= row["mean_best"] <= 1.0 and 0 <= row["feasible"] <= 4
     assert rows[2]["vs_random"] == 0.0
     assert "vs random" in capsys.readouterr().out
+
+
+def test_tas_pruning_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    results = _load("tas_pruning").main(
+        ["--seeds", "1", "--epochs", "1", "--search-epochs", "1", "--teacher-epochs", "1",
+         "--step-presets", "digits", "--step-batch", "8"]
+    )  # fmt: skip
+    assert [row["method"] for row in results["a"]] == ["tas", "uniform", "l1"]
+    assert all(0 < row["ratio"] <= 0.5 + 0.05 for row in results["a"][1:])
+    assert results["b"][0]["ratio"] > 0
+    assert [row["method"] for row in results["c"]] == ["distill", "plain"]
+    assert "vs uniform" in capsys.readouterr().out
