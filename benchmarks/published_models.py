@@ -16,6 +16,15 @@ reference is the authors' own figure: their Tiny search's MAC limit, 1,794.4M, w
 ViT-Res-Tiny's count by their estimator; the searched ViT-ResNAS-Tiny must lie within
 [0.975, 1] of it. Their parameter counts are not given here ("-").
 
+TAS (Dong & Yang, "Network Pruning via Transformable Architecture Search", NeurIPS 2019)
+prunes He et al.'s CIFAR ResNets ("Deep Residual Learning for Image Recognition", CVPR
+2016, Table 6: 0.27M / 0.46M / 0.85M / 1.7M parameters; ResNet-164 1.7M in "Identity
+Mappings in Deep Residual Networks", ECCV 2016), whose strided blocks here have the TAS
+authors' pooled 1x1 projection shortcut. The pruned networks are the authors' released
+shapes, against the multiply-adds their search estimated (``estimated_FLOP``): exact
+where every block is kept; where blocks are dropped, their estimate counts a dropped
+block's width as the next stage's input, which the pruned network does not have.
+
     python benchmarks/published_models.py [--only NAME ...]
 """
 
@@ -98,6 +107,61 @@ MODELS = (
         1000,
         None,
         1794.4e6,
+    ),
+    Published("CIFAR ResNet-20", "tas", "resnet20", {"preset": "resnet20"}, 32, 10, 0.27e6),
+    Published("CIFAR ResNet-32", "tas", "resnet32", {"preset": "resnet32"}, 32, 10, 0.46e6),
+    Published("CIFAR ResNet-56", "tas", "resnet56", {"preset": "resnet56"}, 32, 10, 0.85e6),
+    Published("CIFAR ResNet-110", "tas", "resnet110", {"preset": "resnet110"}, 32, 10, 1.7e6),
+    Published("CIFAR ResNet-164", "tas", "resnet164", {"preset": "resnet164"}, 32, 10, 1.7e6),
+    Published(
+        "TAS ResNet-20 (C-10)",
+        "tas",
+        "tas-resnet20-c10",
+        {"preset": "resnet20"},
+        32,
+        10,
+        None,
+        22.444472e6,
+    ),
+    Published(
+        "TAS ResNet-32 (C-10)",
+        "tas",
+        "tas-resnet32-c10",
+        {"preset": "resnet32"},
+        32,
+        10,
+        None,
+        34.945344e6,
+    ),
+    Published(
+        "TAS ResNet-56 (C-10)",
+        "tas",
+        "tas-resnet56-c10",
+        {"preset": "resnet56"},
+        32,
+        10,
+        None,
+        57.93305e6,
+    ),
+    Published(
+        "TAS ResNet-56 (C-100)",
+        "tas",
+        "tas-resnet56-c100",
+        {"preset": "resnet56"},
+        32,
+        100,
+        None,
+        59.472556e6,
+    ),
+    Published(
+        "TAS ResNet-164 (C-10)",
+        "tas",
+        "tas-resnet164-c10",
+        {"preset": "resnet164"},
+        32,
+        10,
+        None,
+        173.023672e6,
     ),
 )
 

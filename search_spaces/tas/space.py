@@ -105,9 +105,9 @@ class TASSpace(DifferentiableSpace[TASArch]):
         return describe_arch(arch)
 
     def named_architectures(self) -> Mapping[str, TASArch]:
-        """The authors' released pruned networks of this preset's ResNet
-        (``tas-resnet56-c10``...)."""
-        return published_for(self.preset)
+        """The unpruned network by the preset's name (``resnet56``) and the authors'
+        released pruned networks of it (``tas-resnet56-c10``...)."""
+        return {self.preset.name: self.largest(), **published_for(self.preset)}
 
     def largest(self) -> TASArch:
         return extreme_arch(self.preset, max)
