@@ -6,7 +6,9 @@
 
 ``standalone`` trains every architecture from scratch (``train_standalone``);
 ``supernet`` trains one weight-sharing supernet with the BigNAS recipe
-(``train_supernet``) and scores its children with inherited weights. An evaluator from
+(``train_supernet``) and scores its children with inherited weights; ``tas`` searches a
+pruned network by gradient per trial (``evaluators.tas_search``) and trains it by
+distillation from a teacher the study shares (``evaluators.tas``). An evaluator from
 another package is found through its entry point (group ``nas.evaluators``), its
 ``module:Class`` reference, or the ``@register_evaluator`` decorator.
 

@@ -33,7 +33,7 @@ def test_ray_backend_fills_the_sql_study(postgres_url: str) -> None:
     # benchmarks/ray_backend_overhead.py's smoke test).
     storage_url = postgres_url
     search = ["search", "space=nasnet", *TINY_SEARCH, f"storage={storage_url}", "backend=ray"]
-    run = _nas(*search, "trials=3", "epochs=3", "ray_scheduler=asha")
+    run = _nas(*search, "trials=3", "epochs=2", "ray_scheduler=asha")
     assert run.returncode == 0, run.stderr[-3000:]
     study = optuna.load_study(study_name="nasnet-digits", storage=storage_url)
     states = [t.state.name for t in study.get_trials()]
@@ -48,7 +48,7 @@ def test_ray_backend_fills_the_sql_study(postgres_url: str) -> None:
     shown = _nas("show", "study=nasnet-digits", f"storage={storage_url}")
     assert shown.returncode == 0 and "Best" in shown.stdout, shown.stderr
     # The same study resumes locally: one more trial, numbered after Ray's.
-    more = _nas(*search[:-1], "trials=4", "epochs=3")
+    more = _nas(*search[:-1], "trials=4", "epochs=2")
     assert more.returncode == 0, more.stderr[-3000:]
     study = optuna.load_study(study_name="nasnet-digits", storage=storage_url)
     assert [t.number for t in study.get_trials()] == [0, 1, 2, 3]

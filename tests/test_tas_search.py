@@ -53,7 +53,7 @@ def test_search_reuses_the_teacher_and_exports_a_pruned_network(
     study = optuna.load_study(study_name="tas-digits", storage=f"sqlite:///{DB}")
     for trial in study.get_trials():
         assert trial.state.name == "COMPLETE"
-        assert 0.3 <= trial.params["flops_ratio"] <= 0.7
+        assert 0.1 <= trial.params["flops_ratio"] <= 0.7
         assert [epoch["epoch"] for epoch in trial.user_attrs["search"]] == [1, 2]
         assert len(trial.user_attrs["curve"]) == 1
         assert trial.values[1] == trial.user_attrs["flops"]

@@ -6,9 +6,9 @@ together (the residual adds them one to one), so convs whose outputs meet in a r
 sum form one group ranked by its members' summed filter norms. The pruned network
 inherits the kept filters, their BN and the matching input channels of the next layers.
 
-Torch-Pruning's dependency graph does the same grouping, but keeps ``C - int(C * r)``
-channels where this space's widths are ``C * k // 10``; choosing the indices here keeps
-every pruned network a member of the space.
+Torch-Pruning's dependency graph would find the same groups; it is not a dependency here
+because this baseline is not in-place pruning of a traced model by ratios but a choice of
+filters, over a state dict, for the widths an architecture of the space gives per layer.
 """
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ class TASSettings:
 
 @register_space
 class TASSpace(DifferentiableSpace[TASArch]):
-    """Widths and depths of a pruned CIFAR ResNet (TAS, Dong & Yang, "Network Pruning via
-    Transformable Architecture Search", NeurIPS 2019).
+    """Widths and depths of a pruned CIFAR ResNet (TAS, Dong & Yang 2019).
+
+    From "Network Pruning via Transformable Architecture Search" (NeurIPS 2019).
 
     An architecture keeps 0.3, 0.4, ..., 1.0 of every prunable conv's channels and 1, 3,
     5, ... or all blocks of every stage. Random, TPE or evolution sample it; the TAS
