@@ -76,9 +76,10 @@ class SharedFiles(Protocol):
     def published_epochs(self) -> int | None:
         """Epochs the published file holds, or None when nothing is published."""
 
-    def wait_for_finished(self, path: Path, epochs: int) -> Path:
+    def wait_for_finished(self, path: Path, epochs: int, what: str = "supernet") -> Path:
         """Wait until the published file holds ``epochs`` epochs; the local path to read
-        it from (``path`` or a copy of the published one)."""
+        it from (``path`` or a copy of the published one). ``what`` names the network
+        in the waiting message."""
 
 
 @dataclass

@@ -28,7 +28,7 @@ def prepare_shared(
     files = context.files
     checkpoint = files.checkpoint_path(kind)
     if not context.trains:
-        checkpoint = files.wait_for_finished(checkpoint, epochs)
+        checkpoint = files.wait_for_finished(checkpoint, epochs, kind)
         return train(checkpoint, False, True)[0]
     parallel = context.parallel
     main = parallel is None or parallel.is_main

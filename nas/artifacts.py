@@ -263,9 +263,11 @@ def wait_for_supernet(
     cache_name: str,
     echo: Callable[[str], Any] = print,
     poll_s: float = WAIT_POLL_S,
+    what: str = "supernet",
 ) -> Path:
-    """The local file of the study's finished supernet, waiting while it trains elsewhere;
-    a downloaded copy is named after ``cache_name``."""
+    """The local file of the study's finished supernet (or other shared network:
+    ``what``), waiting while it trains elsewhere; a downloaded copy is named after
+    ``cache_name``."""
     shown: int | None = None
     while True:
         published = published_checkpoint(study)
@@ -274,7 +276,7 @@ def wait_for_supernet(
             return artifacts.path_of(published[0], cache_name)
         if epoch != shown:
             echo(
-                f"waiting for the supernet of study '{study.study_name}' ({epoch}/{epochs} "
+                f"waiting for the {what} of study '{study.study_name}' ({epoch}/{epochs} "
                 "epochs published); it is trained by the `nas search` that created the study "
                 "(run it again to resume training)"
             )
@@ -314,5 +316,7 @@ class StudyFiles:
         published = published_checkpoint(self.study)
         return None if published is None else published[1]
 
-    def wait_for_finished(self, path: Path, epochs: int) -> Path:
-        return wait_for_supernet(self.study, self.artifacts, epochs, path.name, self.echo)
+    def wait_for_finished(self, path: Path, epochs: int, what: str = "supernet") -> Path:
+        return wait_for_supernet(
+            self.study, self.artifacts, epochs, path.name, self.echo, what=what
+        )

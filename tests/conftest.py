@@ -24,6 +24,10 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_search(args: list[str], cwd: Path, *, after: str, wait: float = 180) -> str:
     """Run ``nas search ARGS``, press Ctrl-C once a log line contains ``after``; its stderr.
 
@@ -35,6 +39,9 @@ def interrupt_search(args: list[str], cwd: Path, *, after: str, wait: float = 18
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and a
+        # child inherits that: Ctrl-C must reach the search however the tests were started.
+        preexec_fn=_default_sigint,
     )
     assert process.stdout is not None
     deadline = time.monotonic() + wait
