@@ -341,7 +341,7 @@ class TASEvaluator(Evaluator[TASSettings]):
             on_epoch=on_epoch,
             on_step=trial.step,
         )
-        if reports:  # the epochs resumed from the checkpoint too
+        if len(reports) != len(history):  # some epochs were resumed from the checkpoint
             trial.record("search", [asdict(report) for report in reports])
         return arch
 

@@ -188,9 +188,8 @@ def search_architecture(
         tau = temperature(settings, epoch)
         net.train()
         sums = torch.zeros(2, device=device)
+        # zip stops with the shorter half: `steps` steps.
         for step, ((x, y), (x_arch, y_arch)) in enumerate(zip(*halves, strict=False), start=1):
-            if step > steps:
-                break
             global_step = (epoch - 1) * steps + step - 1
             for group in weights.param_groups:  # cosine to 0 over the search, per step
                 group["lr"] = settings.lr * (1 + math.cos(math.pi * global_step / total_steps)) / 2

@@ -13,7 +13,7 @@ all read it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -45,6 +45,22 @@ class BlockPlan(NamedTuple):
     in_side: int  # feature-map side at the block's input
     side: int  # and at its output
     shortcut: str  # "pool" (avg-pool + 1x1 conv) | "project" (1x1 conv + BN) | "identity"
+
+
+def arch_from_layers(
+    preset: Preset, stem: int, widths: Sequence[int], depths: Sequence[int]
+) -> TASArch:
+    """The architecture keeping the first ``depths[i]`` blocks of stage ``i``, from the
+    widths of every prunable conv after the stem in network order (dropped blocks' too)."""
+    per_block = len(preset.block_channels[0])
+    stages, at = [], 0
+    for depth in depths:
+        blocks = (
+            tuple(widths[at + b * per_block : at + (b + 1) * per_block]) for b in range(depth)
+        )
+        stages.append(tuple(blocks))
+        at += preset.blocks * per_block
+    return TASArch(stem, tuple(stages))
 
 
 def block_plans(arch: TASArch, image_size: int) -> Iterator[BlockPlan]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from search_spaces.tas.arch import TASArch
+from search_spaces.tas.arch import TASArch, arch_from_layers
 from search_spaces.tas.presets import PRESETS, Preset
 
 
@@ -68,15 +68,8 @@ RELEASED: dict[str, Released] = {
 
 def released_arch(released: Released) -> TASArch:
     """The architecture a released configuration describes."""
-    preset: Preset = PRESETS[released.preset]
-    per_block = len(preset.block_channels[0])
-    widths, at = released.xchannels[2:], 0
-    stages = []
-    for kept in released.xblocks:
-        blocks = [tuple(widths[at + b * per_block : at + (b + 1) * per_block]) for b in range(kept)]
-        stages.append(tuple(blocks))
-        at += preset.blocks * per_block
-    return TASArch(released.xchannels[1], tuple(stages))
+    preset = PRESETS[released.preset]
+    return arch_from_layers(preset, released.xchannels[1], released.xchannels[2:], released.xblocks)
 
 
 def published_for(preset: Preset) -> dict[str, TASArch]:

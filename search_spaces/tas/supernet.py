@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.tas.arch import TASArch, arch_macs, block_plans
+from search_spaces.tas.arch import TASArch, arch_from_layers, arch_macs, block_plans
 from search_spaces.tas.model import CifarResNet
 from search_spaces.tas.presets import Preset, width_choices
 
@@ -227,17 +227,8 @@ class TASSupernet(nn.Module):
             conv.choices[int(logits.argmax())]
             for conv, logits in zip(self.prunable_convs(), self.width_logits, strict=True)
         ]
-        per_block = len(self.preset.block_channels[0])
-        stages, at = [], 1
-        for stage, logits in enumerate(self.depth_logits):
-            depth = self.preset.depths[int(logits.argmax())]
-            blocks = [
-                tuple(widths[at + b * per_block : at + (b + 1) * per_block]) for b in range(depth)
-            ]
-            stages.append(tuple(blocks))
-            at += self.preset.blocks * per_block
-            del stage
-        return TASArch(widths[0], tuple(stages))
+        depths = [self.preset.depths[int(logits.argmax())] for logits in self.depth_logits]
+        return arch_from_layers(self.preset, widths[0], widths[1:], depths)
 
     def arch_macs(self, arch: TASArch) -> int:
         """Exact multiply-adds of ``arch``'s network (one image)."""
