@@ -121,3 +121,37 @@ def _fresh_postgres_database() -> Iterator[str]:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+# Scores an exported network (module NAME.py, weights NAME.safetensors in the working
+# folder) on the digits' validation split, in a fresh interpreter.
+_SCORE_EXPORT = """
+import importlib, json, sys, torch
+from safetensors.torch import load_file
+from nas.data import load_dataset
+sys.path.insert(0, ".")
+name = sys.argv[1]
+model = importlib.import_module(name).build_network()
+model.load_state_dict(load_file(name + ".safetensors"), strict=True)
+model.eval()
+val = load_dataset("digits").val
+images = torch.stack([val[i][0] for i in range(len(val))])
+labels = torch.as_tensor([int(val[i][1]) for i in range(len(val))])
+with torch.no_grad():
+    print(json.dumps(int((model(images).argmax(1) == labels).sum()) / len(labels)))
+"""
+
+
+def exported_accuracy(name: str) -> float:
+    """Validation accuracy of the exported ``name``.py / ``name``.safetensors on the
+    digits, computed in a fresh interpreter."""
+    import json
+
+    scored = subprocess.run(
+        [sys.executable, "-c", _SCORE_EXPORT, name],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return float(json.loads(scored.stdout))

@@ -4,7 +4,6 @@ from its own checkpoint, and a pruned network exported with its weights."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,28 +13,13 @@ import pytest
 
 from nas.artifacts import checkpoint_path
 from nas.cli import main
-from tests.conftest import interrupt_search
+from tests.conftest import exported_accuracy, interrupt_search
 
 pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
 
 DB = Path("nas-runs/nas.db")
 ARTIFACTS = Path("nas-runs/artifacts")
 SMALL = ["space=tas", "epochs=1", "tas.search_epochs=2", "tas.teacher_epochs=1", "trials=2"]
-_SCORE = """
-import json, sys, torch
-from safetensors.torch import load_file
-from nas.data import load_dataset
-sys.path.insert(0, ".")
-import pruned
-model = pruned.build_network()
-model.load_state_dict(load_file("pruned.safetensors"), strict=True)
-model.eval()
-val = load_dataset("digits").val
-images = torch.stack([val[i][0] for i in range(len(val))])
-labels = torch.as_tensor([int(val[i][1]) for i in range(len(val))])
-with torch.no_grad():
-    print(json.dumps(int((model(images).argmax(1) == labels).sum()) / len(labels)))
-"""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -69,10 +53,7 @@ def test_search_reuses_the_teacher_and_exports_a_pruned_network(
     code, out, err = run(capsys, "export", "study=tas-digits", "trial=best", "out=pruned.py")
     assert code == 0, err
     recorded = study.get_trials()[int(out.split()[1])].values[0]
-    scored = subprocess.run(
-        [sys.executable, "-c", _SCORE], capture_output=True, text=True, check=True, timeout=600
-    )
-    assert json.loads(scored.stdout) == pytest.approx(recorded, abs=1e-9)
+    assert exported_accuracy("pruned") == pytest.approx(recorded, abs=1e-9)
 
 
 def test_an_interrupted_search_resumes_from_its_checkpoint(tmp_path: Path) -> None:

@@ -3,9 +3,6 @@ sampling, children searched by evolution, the search resumed, the best child exp
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -13,6 +10,7 @@ import pytest
 
 from nas.artifacts import checkpoint_path as supernet_checkpoint_path
 from nas.cli import main
+from tests.conftest import exported_accuracy
 
 pytestmark = pytest.mark.e2e  # real searches, processes or servers: the end-to-end tier
 
@@ -27,21 +25,6 @@ TINY_VIT = [
     "evolution.parents=2",
 ]
 # Scores the exported child on the validation split in a fresh interpreter.
-_SCORE = """
-import json, sys, torch
-from safetensors.torch import load_file
-from nas.data import load_dataset
-sys.path.insert(0, ".")
-import child
-model = child.build_network()
-model.load_state_dict(load_file("child.safetensors"), strict=True)
-model.eval()
-val = load_dataset("digits").val
-images = torch.stack([val[i][0] for i in range(len(val))])
-labels = torch.as_tensor([int(val[i][1]) for i in range(len(val))])
-with torch.no_grad():
-    print(json.dumps(int((model(images).argmax(1) == labels).sum()) / len(labels)))
-"""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -72,7 +55,4 @@ def test_search_resumes_without_retraining_and_exports_the_best_child(
     code, out, err = run(capsys, "export", "study=vit_resnas-digits", "trial=best", "out=child.py")
     assert code == 0, err
     recorded = study.get_trials()[int(out.split()[1])].values[0]
-    scored = subprocess.run(
-        [sys.executable, "-c", _SCORE], capture_output=True, text=True, check=True, timeout=600
-    )
-    assert json.loads(scored.stdout) == pytest.approx(recorded, abs=1e-9)
+    assert exported_accuracy("child") == pytest.approx(recorded, abs=1e-9)
