@@ -2,7 +2,7 @@
 
     >>> from evaluators import list_evaluators
     >>> list_evaluators()
-    ['standalone', 'supernet', 'tas']
+    ['evonorm', 'standalone', 'supernet', 'tas']
 
 ``standalone`` trains every architecture from scratch (``train_standalone``);
 ``supernet`` trains one weight-sharing supernet with the BigNAS recipe

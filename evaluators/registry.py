@@ -11,6 +11,7 @@ EVALUATORS: Registry[Evaluator[Any]] = Registry(
     kind="evaluator",
     base=Evaluator,
     builtins={
+        "evonorm": "evaluators.evonorm",
         "standalone": "evaluators.standalone",
         "supernet": "evaluators.weight_sharing",
         "tas": "evaluators.tas",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from nas.core.errors import ConfigError, NasError, close_match_hint
 
 if TYPE_CHECKING:
+    import optuna
     from rich.console import Console
 
     from nas.config import SearchConfig
@@ -111,7 +112,6 @@ def cmd_named(args: Sequence[str]) -> int:
 
 def cmd_search(args: Sequence[str]) -> int:
     from nas.config import compose_search
-    from nas.report import best_table
     from nas.search import run_search
     from nas.torchrun import torchrun_world_size
 
@@ -125,9 +125,8 @@ def cmd_search(args: Sequence[str]) -> int:
         return _search_with_workers(config, args)
     else:
         outcome = run_search(config)
-    console = _console()
     if main_rank and outcome.study.get_trials(deepcopy=False):
-        console.print(best_table(outcome.study))
+        _print_results(outcome.study)
     if outcome.interrupted:
         command = shlex.join(["nas", "search", *args])
         print(
@@ -145,7 +144,6 @@ def cmd_search(args: Sequence[str]) -> int:
 def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
     from nas import store
     from nas.config import study_name
-    from nas.report import best_table
     from nas.workers import run_local_workers
 
     if config.backend == "ray":
@@ -156,7 +154,7 @@ def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
         finished, interrupted = run_local_workers(config)
     study = store.load_study(store.open_storage(config.storage), study_name(config))
     if study.get_trials(deepcopy=False):
-        _console().print(best_table(study))
+        _print_results(study)
     if interrupted:
         command = shlex.join(["nas", "search", *args])
         print(f"Interrupted; resume with: {command}", file=sys.stderr)
@@ -189,7 +187,7 @@ def cmd_studies(args: Sequence[str]) -> int:
 def cmd_show(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ShowConfig, compose
-    from nas.report import best_table, outcome_summary, preparation_summary
+    from nas.report import preparation_summary
 
     config = compose(ShowConfig, args)
     if config.top <= 0:
@@ -198,9 +196,21 @@ def cmd_show(args: Sequence[str]) -> int:
     summary = preparation_summary(study)
     if summary is not None:
         print(summary)
-    print(outcome_summary(study))
-    _console().print(best_table(study, config.top))
+    _print_results(study, config.top)
     return 0
+
+
+def _print_results(study: optuna.Study, top: int = 10) -> None:
+    """Trial counts (rejections by protocol), the best trials or Pareto front, and the
+    named baselines trained beside them."""
+    from nas.report import baselines_table, best_table, outcome_summary
+
+    print(outcome_summary(study))
+    console = _console()
+    console.print(best_table(study, top))
+    table = baselines_table(study)
+    if table is not None:
+        console.print(table)
 
 
 def cmd_export(args: Sequence[str]) -> int:

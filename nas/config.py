@@ -31,6 +31,8 @@ BACKENDS = ("local", "ray")
 RAY_SCHEDULERS = ("fifo", "asha")
 PRUNERS = ("none", "median", "hyperband", "successive_halving", "lcpfn")
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
+# An accuracy on one of the networks an evaluator trains (EvoNorm's hosts): accuracy@resnet.
+_HOST_ACCURACY = re.compile(r"^accuracy@[a-z0-9_]+$")
 PRESET_PATH_ENV = "NAS_PRESET_PATH"  # folders of the user's own presets (os.pathsep-separated)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -86,9 +88,13 @@ class SearchConfig:
     strategy: str = "tpe"
     # none | median | hyperband | successive_halving (single objective) | lcpfn (both)
     pruner: str = "median"
-    # accuracy first; add flops, params and/or latency (ms) for multi-objective
+    # accuracy first; add flops, params and/or latency (ms) for multi-objective; an
+    # evaluator training several networks gives accuracy@NAME for each (evonorm)
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     keep_weights: bool = True  # store each finished trial's weights (safetensors) for export
+    # Named architectures of the space (`nas named`) evaluated first, as trials marked
+    # `baseline`, to compare the search's results with (e.g. [bn-relu,evonorm-b0]).
+    baselines: list[str] = field(default_factory=list)
     # An architecture the study already evaluated takes its earlier result (marked
     # reused_from) instead of being evaluated again.
     reuse_results: bool = True
@@ -446,15 +452,7 @@ def validate_search(config: SearchConfig) -> None:
             f"Bad value for 'device': '{config.device}'. Allowed: auto, cpu, cuda, cuda:N."
             + close_match_hint(config.device, ["auto", "cpu", "cuda"])
         )
-    if not config.objectives or config.objectives[0] != "accuracy":
-        raise ConfigError(
-            f"'objectives' must start with accuracy, but got {config.objectives}. "
-            "Example: objectives=[accuracy,flops]."
-        )
-    for objective in config.objectives:
-        check_choice("objectives", objective, OBJECTIVES)
-    if len(set(config.objectives)) != len(config.objectives):
-        raise ConfigError(f"'objectives' lists a metric twice: {config.objectives}.")
+    _check_objectives(config)
     _check_strategy_fits(config)
     for key, limit in vars(config.constraints).items():
         check_optional_number(f"constraints.{key}", limit, low=0.0, low_open=True)
@@ -479,6 +477,29 @@ def validate_search(config: SearchConfig) -> None:
     check_number("seed", config.seed, integer=True, low=0)
     if config.study is not None and not config.study.strip():
         raise ConfigError("'study' must not be empty; leave it out to get <space>-<dataset>.")
+
+
+def _check_objectives(config: SearchConfig) -> None:
+    objectives = config.objectives
+    if not objectives or not _is_accuracy(objectives[0]):
+        raise ConfigError(
+            f"'objectives' must start with accuracy, but got {objectives}. "
+            "Example: objectives=[accuracy,flops]."
+        )
+    for objective in objectives:
+        if not _is_accuracy(objective):
+            check_choice("objectives", objective, OBJECTIVES)
+    if len(set(objectives)) != len(objectives):
+        raise ConfigError(f"'objectives' lists a metric twice: {objectives}.")
+    if config.pruner == "lcpfn" and any(_is_accuracy(o) for o in objectives[1:]):
+        raise ConfigError(
+            "pruner=lcpfn stops a trial against cheaper ones, so the objectives after the "
+            f"first must be costs (flops, params, latency), got {objectives}; use pruner=none."
+        )
+
+
+def _is_accuracy(objective: str) -> bool:
+    return objective == "accuracy" or bool(_HOST_ACCURACY.match(objective))
 
 
 def _check_strategy_fits(config: SearchConfig) -> None:

@@ -57,6 +57,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import store
+from nas.core.errors import NasError
 from nas.core.pareto import non_dominated
 from nas.strategies import EvolutionSettings
 
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 Choose = Callable[[str, BaseDistribution], Any]  # answers one suggest_* call
 ParamsKey = tuple[tuple[str, Any], ...]
 _FROM_SECOND_PARENT = 0.5  # crossover: the chance each choice comes from the second parent
+_OTHER_VALUE_TRIES = 20  # mutation=one: draws to find a value other than the parent's
 
 
 def params_key(params: Mapping[str, Any]) -> ParamsKey:
@@ -230,6 +232,8 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         self._max_params = max_params
         self._rng = np.random.default_rng(seed)
         self._proposals: dict[int, dict[str, Any]] = {}  # trial number -> its proposal
+        self._proposal_keys: dict[int, str] = {}  # trial number -> its proposal's key
+        self._trial_keys: dict[int, str | None] = {}  # the study's trials' keys, once each
         self._sizes: dict[ParamsKey, dict[str, float]] = {}  # counted once per network
 
     @property
@@ -273,24 +277,27 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self._proposals.pop(trial.number, None)
+        self._proposal_keys.pop(trial.number, None)
 
     def _propose(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-        """The parameters of a new network: random, mutated or crossed; new and within
-        the budget if one of ``max_redraws`` draws is."""
+        """The parameters of a new network: random, mutated or crossed; new (by params
+        and by the space's equivalence key) and within the budget if one of
+        ``max_redraws`` draws is."""
         settings = self._settings
         history = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
         tried = {params_key(t.params) for t in history if t.params}
         tried |= {params_key(p) for p in self._proposals.values()}  # this worker's running ones
-        parents = (
-            top_parents(history, study.directions, settings.parents)
-            if trial.number >= settings.population_size
-            else []
-        )
+        known = {self._known_key(t) for t in history} | set(self._proposal_keys.values())
+        pool = self._breeding_pool(history, study.directions, trial.number)
         spec = self._size_spec(study)
         params: dict[str, Any] = {}
         for _ in range(settings.max_redraws):
-            arch, params = self._candidate(parents)
-            if params_key(params) not in tried and self._within_budget(arch, params, spec):
+            arch, params = self._candidate(pool, study.directions)
+            key = self._key(arch, params)
+            if params_key(params) in tried or key in known:
+                continue
+            if self._within_budget(arch, params, spec):
+                self._proposal_keys[trial.number] = key
                 return params
         # None of the draws was new and within the budget: take the last one rather than
         # hang the search on a budget no network meets (or a space whose every network
@@ -299,39 +306,104 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         # (reuse_results).
         return params
 
-    def _candidate(self, parents: Sequence[FrozenTrial]) -> tuple[Any, dict[str, Any]]:
+    def _breeding_pool(
+        self, history: Sequence[FrozenTrial], directions: Sequence[StudyDirection], number: int
+    ) -> list[FrozenTrial]:
+        """Who may breed: nobody in the first population; else the best ``parents`` of
+        the whole history (``selection=top``), or the latest ``population_size`` scored
+        trials that tournaments draw from (``selection=tournament``)."""
+        settings = self._settings
+        if number < settings.population_size:
+            return []
+        if settings.selection == "top":
+            return top_parents(history, directions, settings.parents)
+        scored = [t for t in history if t.state == TrialState.COMPLETE and t.values]
+        return sorted(scored, key=lambda t: t.number)[-settings.population_size :]
+
+    def _pick(
+        self, pool: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
+    ) -> FrozenTrial:
+        """A parent: uniform among the top ones, or a tournament's winner (a random one
+        of the Pareto-optimal trials among ``tournament_size`` drawn from the pool)."""
+        if self._settings.selection == "top":
+            return pool[int(self._rng.integers(len(pool)))]
+        size = min(self._settings.tournament_size, len(pool))
+        drawn = [pool[int(i)] for i in self._rng.choice(len(pool), size=size, replace=False)]
+        maximize = [d == StudyDirection.MAXIMIZE for d in directions]
+        winners = non_dominated([t.values for t in drawn], maximize)
+        return drawn[int(winners[int(self._rng.integers(len(winners)))])]
+
+    def _candidate(
+        self, pool: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
+    ) -> tuple[Any, dict[str, Any]]:
         """One draw, the network and its parameters: random without parents, else a
         crossover with ``crossover_prob``, a mutant otherwise. Chosen anew for each draw,
         so that two parents too alike to give a new child do not stall a trial."""
         choose: Choose
-        if not parents:
+        if not pool:
             choose = self._random
-        elif len(parents) >= 2 and self._rng.random() < self._settings.crossover_prob:
-            first, second = self._rng.choice(len(parents), size=2, replace=False)
-            choose = self._crossing(parents[int(first)].params, parents[int(second)].params)
+        elif len(pool) >= 2 and self._rng.random() < self._settings.crossover_prob:
+            first = self._pick(pool, directions)
+            others = [t for t in pool if t.number != first.number]
+            choose = self._crossing(first.params, self._pick(others, directions).params)
         else:
-            choose = self._mutating(parents[int(self._rng.integers(len(parents)))].params)
+            choose = self._mutating(self._pick(pool, directions).params)
         proposal = ProposalTrial(choose)
         # Spaces only ever call suggest_*, which a ProposalTrial answers.
         arch = self._space.sample(cast("optuna.trial.BaseTrial", proposal))
         return arch, proposal.params
 
+    def _key(self, arch: Any, params: Mapping[str, Any]) -> str:
+        """What ``arch`` computes, by the space's equivalence key (its parameters where
+        the space cannot key it)."""
+        try:
+            return self._space.equivalence_key(arch)
+        except NasError:
+            return repr(params_key(params))
+
+    def _known_key(self, trial: FrozenTrial) -> str | None:
+        """The equivalence key of a trial of the study (its stored architecture is
+        untrusted: None where it does not decode), computed once per trial."""
+        if trial.number not in self._trial_keys:
+            try:
+                arch = self._space.decode(trial.user_attrs["arch"])
+                self._trial_keys[trial.number] = self._space.equivalence_key(arch)
+            except (KeyError, NasError):
+                if "arch" in trial.user_attrs or trial.state != TrialState.RUNNING:
+                    self._trial_keys[trial.number] = None
+                return None  # a running trial stores its architecture soon
+        return self._trial_keys[trial.number]
+
     def _random(self, name: str, distribution: BaseDistribution) -> Any:
         return draw(distribution, self._rng)
 
     def _mutating(self, parent: Mapping[str, Any]) -> Choose:
-        """Keep each of the parent's choices, or redraw it with ``mutation_prob``; a
-        choice the parent lacks (a block only the child has) is drawn."""
+        """Keep the parent's choices but redraw each with ``mutation_prob``
+        (``mutation=each``), or exactly one of them to another value (``mutation=one``);
+        a choice the parent lacks (a block only the child has) is drawn."""
+        one = self._settings.mutation == "one"
+        names = sorted(parent)
+        target = names[int(self._rng.integers(len(names)))] if one and names else None
 
         def choose(name: str, distribution: BaseDistribution) -> Any:
             value = parent.get(name)
             if name not in parent or not fits(distribution, value):
                 return draw(distribution, self._rng)
-            if self._rng.random() < self._settings.mutation_prob:
+            if name == target:
+                return self._other_value(distribution, value)
+            if not one and self._rng.random() < self._settings.mutation_prob:
                 return draw(distribution, self._rng)
             return value
 
         return choose
+
+    def _other_value(self, distribution: BaseDistribution, value: Any) -> Any:
+        """A uniform draw from ``distribution`` other than ``value`` where it has another."""
+        for _ in range(_OTHER_VALUE_TRIES):
+            drawn = draw(distribution, self._rng)
+            if drawn != value:
+                return drawn
+        return value
 
     def _crossing(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> Choose:
         """Each choice from one parent or the other (from the other where one lacks it;

@@ -100,12 +100,33 @@ def best_trials(study: optuna.Study, top: int = 10) -> list[optuna.trial.FrozenT
 def best_table(study: optuna.Study, top: int = 10) -> Table:
     """The best (or Pareto-optimal) trials with their objectives, costs and architectures."""
     multi = len(study.directions) > 1
+    title = "Pareto front" if multi else f"Best {top} trials"
+    return _trials_table(study, f"{title} of {study.study_name}", best_trials(study, top))
+
+
+def baselines(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The complete trials of the study's named baselines (``baselines=[...]``)."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.values and isinstance(t.user_attrs.get("baseline"), str)
+    ]
+
+
+def baselines_table(study: optuna.Study) -> Table | None:
+    """The named baselines, trained as the candidates were, or None without any."""
+    trials = baselines(study)
+    if not trials:
+        return None
+    return _trials_table(study, f"Baselines of {study.study_name}", trials)
+
+
+def _trials_table(study: optuna.Study, title: str, trials: list[optuna.trial.FrozenTrial]) -> Table:
     identity = study.user_attrs.get(store.ATTR_IDENTITY, {})
     names = identity.get("objectives") if isinstance(identity, dict) else None
     if not isinstance(names, list) or len(names) != len(study.directions):
         names = [f"objective{i}" for i in range(len(study.directions))]
-    title = "Pareto front" if multi else f"Best {top} trials"
-    table = Table(title=f"{title} of {study.study_name}")
+    table = Table(title=title)
     table.add_column("trial", justify="right")
     for name in names:
         table.add_column(str(name), justify="right")
@@ -113,7 +134,7 @@ def best_table(study: optuna.Study, top: int = 10) -> Table:
         if extra not in names:
             table.add_column(extra, justify="right")
     table.add_column("architecture", overflow="fold")
-    for trial in best_trials(study, top):
+    for trial in trials:
         row = [str(trial.number)] + [_fmt(v) for v in trial.values]
         row += [
             _fmt(trial.user_attrs.get(attr))
@@ -141,14 +162,18 @@ def preparation_summary(study: optuna.Study) -> str | None:
 
 
 def outcome_summary(study: optuna.Study, reasons: int = 3) -> str:
-    """Trial counts by outcome, with the most common reasons candidates were rejected."""
+    """Trial counts by outcome; rejected candidates by the protocol that refused them
+    (``invalid: 4, quality: 2``), or by their most common reasons where none is named."""
     trials = study.get_trials(deepcopy=False)
-    rejected = Counter(str(t.user_attrs["rejected"]) for t in trials if "rejected" in t.user_attrs)
+    rejected = [t.user_attrs for t in trials if "rejected" in t.user_attrs]
     counts = Counter(t.state.name for t in trials if "rejected" not in t.user_attrs)
     parts = [f"{counts[state]} {state.lower()}" for state in STATES if counts[state]]
     if rejected:
-        common = "; ".join(f"{n}x {reason}" for reason, n in rejected.most_common(reasons))
-        parts.append(f"{sum(rejected.values())} rejected ({common})")
+        by_protocol = Counter(str(a["rejected_by"]) for a in rejected if "rejected_by" in a)
+        by_reason = Counter(str(a["rejected"]) for a in rejected if "rejected_by" not in a)
+        common = [f"{name}: {n}" for name, n in sorted(by_protocol.items())]
+        common += [f"{n}x {reason}" for reason, n in by_reason.most_common(reasons)]
+        parts.append(f"{len(rejected)} rejected ({'; '.join(common)})")
     return "trials: " + (", ".join(parts) or "none")
 
 

@@ -16,7 +16,7 @@ from nas import store
 from nas.artifacts import Artifacts, StudyFiles, open_artifacts
 from nas.config import SearchConfig, evaluator_settings, study_name, to_container
 from nas.coordination import TrialCoordinator, budget
-from nas.core.errors import ConfigError, StudyError
+from nas.core.errors import ConfigError, StudyError, close_match_hint
 from nas.progress import SearchReporter, create_reporter
 from nas.pruners import create_pruner
 from nas.reuse import ResultCache
@@ -109,6 +109,29 @@ def _open_study(
     return study
 
 
+def named_baselines(space: SearchSpace[Any], names: list[str]) -> dict[str, Any]:
+    """The named architectures ``names`` of ``space``; ``ConfigError`` for an unknown one."""
+    named = space.named_architectures()
+    for name in names:
+        if name not in named:
+            known = ", ".join(named) or "none"
+            raise ConfigError(
+                f"baselines: '{name}' is not a named architecture of {space.name} (it names "
+                f"{known}; see nas named space={space.name})." + close_match_hint(name, named)
+            )
+    if names:
+        space.suggestions(next(iter(named.values())))  # refuses a space that cannot enqueue
+    return {name: named[name] for name in names}
+
+
+def _enqueue_baselines(study: optuna.Study, space: SearchSpace[Any], named: dict[str, Any]) -> None:
+    """Queue each named baseline the study does not hold yet, as a trial marked ``baseline``."""
+    held = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+    for name, arch in named.items():
+        if name not in held:
+            study.enqueue_trial(space.suggestions(arch), user_attrs={"baseline": name})
+
+
 def _requeue_interrupted(study: optuna.Study) -> int:
     """Give each trial that Ctrl-C stopped one more run with the same architecture and seed."""
     trials = study.get_trials(deepcopy=False)
@@ -120,9 +143,10 @@ def _requeue_interrupted(study: optuna.Study) -> int:
             and trial.user_attrs.get("interrupted")
             and trial.number not in retried
         ):
+            kept = {k: v for k, v in trial.user_attrs.items() if k == "baseline"}
             study.enqueue_trial(
                 trial.params,
-                user_attrs={"retry_of": trial.number, "seed": trial.user_attrs.get("seed")},
+                user_attrs={"retry_of": trial.number, "seed": trial.user_attrs.get("seed"), **kept},
             )
             count += 1
     return count
@@ -158,6 +182,7 @@ def _open_search(
     warnings.filterwarnings("ignore", message="The reported value is ignored because")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = create_space(config.space, **asdict(config.model))
+    baselines = named_baselines(space, config.baselines)
     data, device = None, None
     if get_evaluator_class(config.evaluator).needs_data:
         from nas.data import load_dataset
@@ -184,6 +209,8 @@ def _open_search(
     requeued = _requeue_interrupted(study) if requeue else 0
     if requeued:
         echo(f"retrying {requeued} trial(s) interrupted in an earlier run")
+    if requeue:
+        _enqueue_baselines(study, space, baselines)
     if len(config.objectives) > 1 and config.pruner not in ("none", "lcpfn"):
         echo(
             f"note: pruner={config.pruner} is not applied: Optuna pruners need a single "
@@ -295,7 +322,7 @@ def run_search(
             grace_period=config.grace_period,
             echo=echo,
         )
-        results = ResultCache.of(study) if config.reuse_results else None
+        results = ResultCache.of(study, opened.space) if config.reuse_results else None
         rules = TrialRules.from_config(config, opened.artifacts, reporter, results)
         reporter.start(
             study=study.study_name,

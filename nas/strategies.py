@@ -16,7 +16,7 @@ from nas.core.errors import ConfigError
 from nas.core.registry import Registry
 from nas.core.seeds import derive_seed
 from nas.core.settings import NoSettings
-from nas.core.validation import check_bool, check_number, check_optional_number
+from nas.core.validation import check_bool, check_choice, check_number, check_optional_number
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +34,9 @@ DIRECTIONS: dict[str, Direction] = {
 
 
 def directions(objectives: list[str]) -> list[Direction]:
-    return [DIRECTIONS[name] for name in objectives]
+    """Each objective's direction; ``accuracy@HOST`` (an accuracy on one of several
+    networks, as EvoNorm's evaluator gives) is maximised like ``accuracy``."""
+    return [DIRECTIONS[name.partition("@")[0]] for name in objectives]
 
 
 def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -202,13 +204,26 @@ class CoarseToFine(Strategy):
         )
 
 
+SELECTIONS = ("top", "tournament")
+MUTATIONS = ("each", "one")
+
+
 @dataclass(frozen=True)
 class EvolutionSettings:
-    """``evolution.*``: ViT-ResNAS's evolutionary search (nas.evolution); the comments
-    give the values of the paper (Liao et al., 2021)."""
+    """``evolution.*``: the evolutionary search (nas.evolution); the comments give the
+    values of ViT-ResNAS (Liao et al., 2021). EvoNorm's search (Liu et al., 2020) is
+    ``selection=tournament mutation=one crossover_prob=0``."""
 
     population_size: int = 50  # random trials before evolution starts (paper: 500)
-    parents: int = 10  # best trials of the whole history that breed (paper: 75)
+    # top: the best `parents` trials of the whole history breed (ViT-ResNAS);
+    # tournament: the winner of `tournament_size` trials drawn from the latest
+    # `population_size` scored ones breeds (EvoNorm; the oldest age out)
+    selection: str = "top"
+    parents: int = 10  # selection=top: best trials of the whole history (paper: 75)
+    tournament_size: int = 5  # selection=tournament: trials drawn per tournament
+    # each: a mutant redraws every choice with mutation_prob (ViT-ResNAS);
+    # one: a mutant redraws exactly one choice (EvoNorm: one node's primitive or input)
+    mutation: str = "each"
     mutation_prob: float = 0.3  # a mutant redraws each choice with this chance (paper: 0.3)
     crossover_prob: float = 0.5  # chance a child is a crossover, else a mutant (paper: 0.5)
     # Redraw children below this share of constraints.max_flops (paper: 0.975).
@@ -218,11 +233,14 @@ class EvolutionSettings:
     def __post_init__(self) -> None:
         check_number("population_size", self.population_size, integer=True, low=1)
         check_number("parents", self.parents, integer=True, low=1)
+        check_choice("selection", self.selection, SELECTIONS)
+        check_number("tournament_size", self.tournament_size, integer=True, low=1)
+        check_choice("mutation", self.mutation, MUTATIONS)
         check_number("mutation_prob", self.mutation_prob, low=0.0, high=1.0)
         check_number("crossover_prob", self.crossover_prob, low=0.0, high=1.0)
         check_number("flops_floor", self.flops_floor, low=0.0, high=1.0)
         check_number("max_redraws", self.max_redraws, integer=True, low=1)
-        if self.parents == 1 and self.crossover_prob > 0:
+        if self.selection == "top" and self.parents == 1 and self.crossover_prob > 0:
             raise ConfigError(
                 "parents=1 leaves no pair to cross: use parents >= 2, or crossover_prob=0 "
                 "for mutation only.",

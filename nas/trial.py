@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nas import store
 from nas.core.errors import ArchitectureError, CandidateRejected, NasError
 from nas.core.seeds import derive_seed
-from nas.reuse import ResultCache, canonical
+from nas.reuse import ResultCache
 
 if TYPE_CHECKING:
     import optuna
@@ -103,9 +103,11 @@ _RESERVED_ATTRS = frozenset(
         "constraint",
         "latency_threads",
         "rejected",
+        "rejected_by",
         "error",
         "interrupted",
         "retry_of",
+        "baseline",
         "reused_from",
     }
 )
@@ -237,13 +239,18 @@ def evaluate_trial(
     space.validate(arch)
     described = space.describe(arch)
     encoded = space.encode(arch)
-    session.arch_key = canonical(encoded)
+    session.arch_key = space.equivalence_key(arch)
     attrs = {"arch": encoded, "arch_str": described, "seed": session.seed}
-    earlier = rules.results.get(session.arch_key) if rules.results is not None else None
+    results = rules.results
+    earlier = results.get(session.arch_key) if results is not None else None
     if earlier is not None:  # evaluated before in this study: its result, marked so
         session.pending.update(attrs, **earlier.attrs, reused_from=earlier.number)
         rules.reporter.trial_started(trial.number, f"{described} (as trial {earlier.number})", 0)
         return list(earlier.values)
+    refused = results.rejection(session.arch_key) if results is not None else None
+    if refused is not None:  # rejected before: rejected again at no cost
+        session.pending.update(attrs, reused_from=refused.number)
+        raise CandidateRejected(refused.reason, protocol=refused.protocol)
     session.pending.update(attrs)  # written with the evaluator's first call (see flush)
     rules.reporter.trial_started(trial.number, described, rules.epochs)
     metrics = dict(evaluator.evaluate(arch, session))
@@ -302,7 +309,11 @@ def run_trial(
             return TrialOutcome("pruned", "pruned")
         except (ArchitectureError, CandidateRejected) as error:
             reason = _one_line(error)
-            tell(State.PRUNED, rejected=reason)
+            # A space's refusal is the "invalid" protocol; an evaluator may name its own.
+            protocol = getattr(error, "protocol", "invalid")
+            tell(State.PRUNED, rejected=reason, **({"rejected_by": protocol} if protocol else {}))
+            if rules.results is not None and session.arch_key is not None:
+                rules.results.reject(session.arch_key, trial.number, reason, protocol)
             return TrialOutcome("rejected", f"rejected: {reason}")
         except KeyboardInterrupt:
             tell(State.FAIL, interrupted=True)

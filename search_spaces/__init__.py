@@ -2,7 +2,7 @@
 
     >>> from search_spaces import list_spaces, create_space
     >>> list_spaces()
-    ['bignas', 'nasnet', 'tas', 'vit_resnas']
+    ['bignas', 'evonorm', 'nasnet', 'tas', 'vit_resnas']
     >>> space = create_space("nasnet", cells_per_stage=2)
 
 Built-in families are imported lazily, on first use. A space from another package is
@@ -44,6 +44,7 @@ SPACES: Registry[SearchSpace[Any]] = Registry(
     base=SearchSpace,
     builtins={
         "bignas": "search_spaces.bignas",
+        "evonorm": "search_spaces.evonorm",
         "nasnet": "search_spaces.nasnet",
         "tas": "search_spaces.tas",
         "vit_resnas": "search_spaces.vit_resnas",

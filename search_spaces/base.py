@@ -125,6 +125,23 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         """A short human-readable form of ``arch`` (one line where possible)."""
         return str(arch)
 
+    def equivalence_key(self, arch: ArchT) -> str:
+        """One string per network ``arch`` computes: a study evaluates each key once
+        (``reuse_results``) and evolution breeds only new keys. By default the canonical
+        encoding; a space whose encodings can compute the same network (EvoNorm's graphs
+        with dead or reordered nodes) gives a canonical form of what it computes."""
+        import json
+
+        return json.dumps(self.encode(arch), sort_keys=True, separators=(",", ":"))
+
+    def suggestions(self, arch: ArchT) -> dict[str, Any]:
+        """The ``suggest_*`` answers that make ``sample`` return ``arch`` (so that a
+        named architecture can be enqueued as a trial: ``baselines=[...]``).
+
+        Optional; the base class has none and ``baselines`` then refuses the space.
+        """
+        raise CapabilityError(f"Search space '{self.name}' cannot enqueue named architectures.")
+
     def skeleton_params(self) -> set[str]:
         """Names of the coarse parameters ``sample`` asks (resolution, depth, width...).
 

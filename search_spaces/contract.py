@@ -37,11 +37,25 @@ GARBAGE: tuple[object, ...] = (None, "arch", 3, [], {}, {"unexpected": 1}, [[1, 
 
 
 def sampled(space: SearchSpace[Any], count: int, seed: int = 0) -> list[Any]:
-    """``count`` architectures drawn by Optuna's random sampler."""
+    """``count`` architectures drawn by Optuna's random sampler that ``validate`` accepts.
+
+    A space may sample what it then refuses (EvoNorm's graphs whose output ignores the
+    input), which a search records as a rejected candidate; the checks use members.
+    """
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return [space.sample(study.ask()) for _ in range(count)]
+    members: list[Any] = []
+    for _ in range(100 * count):
+        arch = space.sample(study.ask())
+        try:
+            space.validate(arch)
+        except ArchitectureError:
+            continue
+        members.append(arch)
+        if len(members) == count:
+            return members
+    raise AssertionError(f"fewer than {count} of {100 * count} sampled architectures validate")
 
 
 def check_round_trip(space: SearchSpace[Any], count: int = 5) -> None:

@@ -58,8 +58,14 @@ class CapabilityError(NasError):
 class CandidateRejected(NasError):
     """An evaluator refuses a candidate by design (it failed a screening test).
 
-    The trial is recorded with the reason as a rejected candidate, never as a failure.
+    The trial is recorded with the reason as a rejected candidate, never as a failure;
+    ``protocol`` names the test that refused it (``stability``, ``quality``...), so that
+    a study counts its rejections by protocol (without one, by reason).
     """
+
+    def __init__(self, message: str, *, protocol: str | None = None) -> None:
+        super().__init__(message)
+        self.protocol = protocol
 
 
 class WeightsError(NasError):
