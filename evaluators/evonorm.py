@@ -21,6 +21,7 @@ show`` counts them by protocol). ``screen=false`` skips 2 and 3.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -161,12 +162,13 @@ class EvoNormEvaluator(Evaluator[EvoNormEvalSettings]):
 
     def __init__(self, settings: EvoNormEvalSettings, context: Any) -> None:
         super().__init__(settings, context)
-        self._build_host = getattr(context.space, "build_host", None)
-        if not callable(self._build_host):
+        build_host = getattr(context.space, "build_host", None)
+        if not callable(build_host):
             raise ConfigError(
                 f"evaluator=evonorm trains a layer in host networks, which space="
                 f"{context.space.name} does not build; use space=evonorm."
             )
+        self._build_host: Callable[..., nn.Module] = build_host
 
     def evaluate(self, arch: Any, trial: TrialSession) -> dict[str, float]:
         context, settings = self.context, self.settings

@@ -10,6 +10,15 @@ outside the budget (FLOPs in ``[flops_floor * max_flops, max_flops]``, parameter
 most ``max_params``) is redrawn before it is ever evaluated. The paper: a population
 of 500, then 20 iterations of 75 mutations and 75 crossovers from the top 75.
 
+EvoNorm's search (Liu et al., 2020) selects by tournament instead
+(``selection=tournament``): the population is the latest ``population_size`` scored
+trials (older ones age out, as in regularized evolution), and each parent is the
+winner of ``tournament_size`` of them drawn at random (a random Pareto-optimal one with
+several objectives); its mutation redraws exactly one choice (``mutation=one``: one
+node's primitive or input). With either selection, a child is new by its parameters
+and by the space's ``equivalence_key`` (EvoNorm's graph hash), so a mutation of a dead
+node is redrawn rather than trained again.
+
 In trial terms: trial ``n`` is random while ``n < population_size`` (``n`` counts every
 earlier trial, running ones too, so workers that start together do not all stay
 random), and bred afterwards (random still while no trial has completed); its parents

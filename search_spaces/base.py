@@ -140,7 +140,10 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
         Optional; the base class has none and ``baselines`` then refuses the space.
         """
-        raise CapabilityError(f"Search space '{self.name}' cannot enqueue named architectures.")
+        raise CapabilityError(
+            f"Search space '{self.name}' cannot enqueue named architectures as trials; "
+            "leave out baselines=."
+        )
 
     def skeleton_params(self) -> set[str]:
         """Names of the coarse parameters ``sample`` asks (resolution, depth, width...).

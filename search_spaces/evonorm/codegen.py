@@ -92,7 +92,7 @@ def _layer_lines(graph: LayerGraph, summary: str) -> list[str]:
         else:
             extra = ["self.groups"] if node.op.startswith("group_") else []
             call = f"{function_of(graph, index).__name__}({', '.join(args + extra)})"
-        named = function_of(graph, index).__name__ == node.op or node.op.startswith("batch_")
+        named = node.op.startswith("batch_") or function_of(graph, index).__name__ == node.op
         comment = "" if named else f"  # {node.op}"
         forward.append(f"        {target} = {call}{comment}")
     forward.append(f"        return n{code_int(graph.output)}")

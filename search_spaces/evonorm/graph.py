@@ -237,13 +237,18 @@ def equivalence_key(graph: LayerGraph) -> str:
     commutative primitive's arguments do not change it. With edges pointing to the
     inputs, a node's label after ``k`` rounds summarises its expression ``k`` deep, so
     as many rounds as nodes cover the whole layer."""
+    import warnings
+
     import networkx as nx
 
     digraph = to_networkx(graph)
     rounds = digraph.number_of_nodes() + 1
-    return "wl:" + nx.weisfeiler_lehman_graph_hash(
-        digraph, node_attr="label", edge_attr="arg", iterations=rounds, digest_size=16
-    )
+    with warnings.catch_warnings():  # networkx 3.5 says its directed hashes changed
+        warnings.simplefilter("ignore", UserWarning)
+        hashed = nx.weisfeiler_lehman_graph_hash(
+            digraph, node_attr="label", edge_attr="arg", iterations=rounds, digest_size=16
+        )
+    return "wl:" + hashed
 
 
 # --------------------------------------------------------------------- readable form
