@@ -243,3 +243,31 @@ def test_tas_pruning_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert results["b"][0]["ratio"] > 0
     assert [row["method"] for row in results["c"]] == ["distill", "plain"]
     assert "vs uniform" in capsys.readouterr().out
+
+
+def test_evonorm_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    results = _load("evonorm").main(
+        ["--trials", "4", "--seeds", "1", "--epochs", "1", "--repeats", "2", "--warmup", "1",
+         "--shapes", "8x16x4x4", "--host-batch", "8"]
+    )  # fmt: skip
+    layers = [(row["layer"], row["shape"]) for row in results["a"]]
+    assert layers == [
+        ("evonorm-s0", "8x16x4x4"),
+        ("evonorm-b0", "8x16x4x4"),
+        *((name, "resnet b8") for name in ("bn-relu", "gn-relu", "evonorm-b0", "evonorm-s0")),
+    ]
+    for row in results["a"]:
+        assert row["graph"] > 0 and row["formula"] > 0 and row["interpreted"] > 0
+        assert row["graph_ratio"] > 0 and row["interp_ratio"] > 0
+    assert all(row["diff"] < 1e-5 for row in results["a"][:2])  # the same function
+    settings = ["screen+reuse", "no screen", "no reuse", "both off"]
+    assert [row["setting"] for row in results["b"]] == settings
+    for row in results["b"]:
+        assert row["trials"] == 4 and row["wall"] > 0 and row["per_min"] > 0
+        assert row["complete"] + sum(row[p] for p in ("invalid", "non-finite", "stability",
+                                                      "quality", "other")) == 4  # fmt: skip
+    assert results["b"][-1]["ratio"] == 1.0
+    assert all(row["stability"] == row["quality"] == 0 for row in results["b"][1::2])
+    assert [row["strategy"] for row in results["c"]] == ["evolution", "random"]
+    assert results["c"][-1]["vs_random"] == 0.0 or results["c"][-1]["found"] == 0
+    assert "vs both off" in capsys.readouterr().out

@@ -165,9 +165,9 @@ def test_the_space_keeps_the_contract(space: EvoNormSpace, tmp_path: Path) -> No
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match="model.nodes"):
+    with pytest.raises(ConfigError, match=r"model\.nodes"):
         EvoNormSpace(nodes=5)
-    with pytest.raises(ConfigError, match="model.host"):
+    with pytest.raises(ConfigError, match=r"model\.host"):
         EvoNormSpace(host="vgg")
 
 
