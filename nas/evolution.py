@@ -371,17 +371,31 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
             return repr(params_key(params))
 
     def _known_key(self, trial: FrozenTrial) -> str | None:
-        """The equivalence key of a trial of the study (its stored architecture is
-        untrusted: None where it does not decode), computed once per trial."""
+        """The equivalence key of a trial of the study, computed once per trial: from
+        its stored architecture (untrusted: decoded), else by replaying its parameters
+        through the space; None where neither gives a network."""
         if trial.number not in self._trial_keys:
-            try:
-                arch = self._space.decode(trial.user_attrs["arch"])
-                self._trial_keys[trial.number] = self._space.equivalence_key(arch)
-            except (KeyError, NasError):
-                if "arch" in trial.user_attrs or trial.state != TrialState.RUNNING:
-                    self._trial_keys[trial.number] = None
-                return None  # a running trial stores its architecture soon
+            key = self._stored_key(trial)
+            if key is None and trial.state == TrialState.RUNNING:
+                return None  # a running trial may not have asked everything yet
+            self._trial_keys[trial.number] = key
         return self._trial_keys[trial.number]
+
+    def _stored_key(self, trial: FrozenTrial) -> str | None:
+        try:
+            if "arch" in trial.user_attrs:
+                return self._space.equivalence_key(self._space.decode(trial.user_attrs["arch"]))
+            params = trial.params
+
+            def replay(name: str, distribution: BaseDistribution) -> Any:
+                if name not in params or not fits(distribution, params[name]):
+                    raise KeyError(name)
+                return params[name]
+
+            arch = self._space.sample(cast("optuna.trial.BaseTrial", ProposalTrial(replay)))
+            return self._space.equivalence_key(arch)
+        except (KeyError, NasError):
+            return None
 
     def _random(self, name: str, distribution: BaseDistribution) -> Any:
         return draw(distribution, self._rng)

@@ -233,6 +233,8 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
         (["export", "study=nasnet-digits", "trial=x"], "No study"),
         (["search", "space=nasnet", "storage=notaurl"], "is not a SQLAlchemy URL"),
         (["search", "space=nasnet", "dataset=cifar10", "data_dir=/nonexistent"], "/nonexistent"),
+        (["search", "space=evonorm", "baselines=[evonorm-b1]"], "Did you mean 'evonorm-b0'?"),
+        (["search", "space=nasnet", "baselines=[nasnet-a]"], "leave out baselines="),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(

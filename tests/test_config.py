@@ -8,6 +8,13 @@ from nas.config import ExportConfig, compose, compose_search, study_name
 from nas.core.errors import ConfigError
 
 
+def test_evonorm_preset_has_one_objective_per_host() -> None:
+    config = compose_search(["space=evonorm"])
+    assert config.objectives == ["accuracy@resnet", "accuracy@mobilenet"]
+    assert config.baselines == ["bn-relu", "evonorm-b0", "evonorm-s0"]
+    assert config.evolution.selection == "tournament" and config.evolution.mutation == "one"
+
+
 def test_preset_then_overrides() -> None:
     config = compose_search(["epochs=7", "objectives=[accuracy,flops]", "model.cells_per_stage=2"])
     assert config.epochs == 7
@@ -38,6 +45,12 @@ def test_preset_then_overrides() -> None:
         (["device=gpu"], "Allowed: auto, cpu, cuda, cuda:N"),
         (["objectives=[flops]"], "must start with accuracy"),
         (["objectives=[accuracy,energy]"], "objectives must be one of .* got objectives='energy'"),
+        (["objectives=[flops,accuracy@resnet]"], "must start with accuracy"),
+        (["objectives=[accuracy,accuracy@Res-Net]"], "got objectives='accuracy@Res-Net'"),
+        (
+            ["objectives=[accuracy,accuracy@resnet]", "pruner=lcpfn"],
+            "objectives after the first must be costs",
+        ),
         (["evaluator=supernett"], "Did you mean 'supernet'"),
         (
             ["strategy=coarse_to_fine", "objectives=[accuracy,flops]"],

@@ -334,3 +334,70 @@ def test_create_sampler_builds_it_from_the_search_config(objectives: str) -> Non
 
     study.optimize(objective, n_trials=6)
     assert len({params_key(t.params) for t in study.trials}) == 6
+
+
+class Flat(SearchSpace[tuple[int, ...]]):
+    """Six choices of four values; the last one changes nothing (a dead node), so the
+    equivalence key leaves it out."""
+
+    name: ClassVar[str] = "flat"
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def sample(self, trial: optuna.trial.BaseTrial) -> tuple[int, ...]:
+        return tuple(trial.suggest_categorical(f"c{i}", [0, 1, 2, 3]) for i in range(6))
+
+    def encode(self, arch: tuple[int, ...]) -> dict[str, Any]:
+        return {"choices": list(arch)}
+
+    def decode(self, data: Any) -> tuple[int, ...]:
+        return tuple(data["choices"])
+
+    def validate(self, arch: tuple[int, ...]) -> None:
+        pass
+
+    def equivalence_key(self, arch: tuple[int, ...]) -> str:
+        return str(arch[:5])
+
+
+TOURNAMENT = EvolutionSettings(
+    population_size=6, selection="tournament", tournament_size=3, mutation="one",
+    crossover_prob=0.0,
+)  # fmt: skip
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    return sum(a[name] != b[name] for name in a)
+
+
+def test_tournament_mutants_change_one_choice_of_a_recent_trial() -> None:
+    space = Flat()
+    study = search(space, EvolutionSampler(space, seed=4, settings=TOURNAMENT), 20, spec=None)
+    for trial in study.trials[6:]:
+        recent = study.trials[trial.number - 6 : trial.number]  # the aging population
+        assert min(_differences(trial.params, p.params) for p in recent) == 1
+
+
+def test_a_child_equivalent_to_a_tried_network_is_redrawn() -> None:
+    space = Flat()
+    study = search(space, EvolutionSampler(space, seed=5, settings=TOURNAMENT), 24, spec=None)
+    # Mutating the dead choice alone would repeat a network: every key is new.
+    keys = [str(tuple(t.params[f"c{i}"] for i in range(5))) for t in study.trials]
+    assert len(set(keys)) == len(keys)
+
+
+def test_the_tournament_winner_is_pareto_optimal_among_those_drawn() -> None:
+    settings = replace(TOURNAMENT, tournament_size=6)  # the whole population is drawn
+    sampler = EvolutionSampler(Flat(), seed=0, settings=settings)
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=sampler)
+    distributions = {f"c{i}": CategoricalDistribution([0, 1, 2, 3]) for i in range(6)}
+    scores = [(0.9, 0.1), (0.5, 0.5), (0.4, 0.4), (0.1, 0.9), (0.2, 0.2), (0.0, 0.0)]
+    for i, values in enumerate(scores):
+        params = {f"c{k}": (i + k) % 4 if i < 4 else i - 4 for k in range(6)}
+        study.add_trial(
+            create_trial(values=list(values), params=params, distributions=distributions)
+        )
+    front = [study.trials[n].params for n in (0, 1, 3)]
+    for _ in range(10):  # asked, not told: the population stays the six above
+        trial = study.ask()
+        Flat().sample(trial)
+        assert min(_differences(trial.params, p) for p in front) == 1
