@@ -17,7 +17,8 @@ winner of ``tournament_size`` of them drawn at random (a random Pareto-optimal o
 several objectives); its mutation redraws exactly one choice (``mutation=one``: one
 node's primitive or input). With either selection, a child is new by its parameters
 and by the space's ``equivalence_key`` (EvoNorm's graph hash), so a mutation of a dead
-node is redrawn rather than trained again.
+node is redrawn rather than trained again, and so is a child the space refuses
+(``validate``), which costs nothing to find out.
 
 In trial terms: trial ``n`` is random while ``n < population_size`` (``n`` counts every
 earlier trial, running ones too, so workers that start together do not all stay
@@ -66,7 +67,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import store
-from nas.core.errors import NasError
+from nas.core.errors import ArchitectureError, NasError
 from nas.core.pareto import non_dominated
 from nas.strategies import EvolutionSettings
 
@@ -303,7 +304,7 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         for _ in range(settings.max_redraws):
             arch, params = self._candidate(pool, study.directions)
             key = self._key(arch, params)
-            if params_key(params) in tried or key in known:
+            if params_key(params) in tried or key in known or not self._valid(arch):
                 continue
             if self._within_budget(arch, params, spec):
                 self._proposal_keys[trial.number] = key
@@ -361,6 +362,15 @@ class EvolutionSampler(optuna.samplers.BaseSampler):
         # Spaces only ever call suggest_*, which a ProposalTrial answers.
         arch = self._space.sample(cast("optuna.trial.BaseTrial", proposal))
         return arch, proposal.params
+
+    def _valid(self, arch: Any) -> bool:
+        """Whether the space accepts ``arch`` (EvoNorm refuses graphs whose output ignores
+        x): a child it would refuse at once is redrawn, like one outside the budget."""
+        try:
+            self._space.validate(arch)
+        except ArchitectureError:
+            return False
+        return True
 
     def _key(self, arch: Any, params: Mapping[str, Any]) -> str:
         """What ``arch`` computes, by the space's equivalence key (its parameters where

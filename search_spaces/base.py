@@ -65,6 +65,9 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     kind: ClassVar[str] = "search"  # what kind of space, for messages ("weight-sharing")
     Settings: ClassVar[type[Any]] = NoSettings
     capabilities: ClassVar[frozenset[str]] = frozenset({"build", "export"})
+    # Whether valid members may compute NaN or infinite values, which an evaluator's
+    # screening rejects (EvoNorm's layers): the contract suite checks finite ones only.
+    screened: ClassVar[bool] = False
     # Named bundles of settings (a published network's macro settings), chosen with the
     # setting ``preset`` (``model.preset=NAME``); settings given beside it win.
     setting_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}

@@ -36,11 +36,15 @@ DEFAULT_SPECS = (
 GARBAGE: tuple[object, ...] = (None, "arch", 3, [], {}, {"unexpected": 1}, [[1, 2]])
 
 
-def sampled(space: SearchSpace[Any], count: int, seed: int = 0) -> list[Any]:
+def sampled(
+    space: SearchSpace[Any], count: int, seed: int = 0, spec: DataSpec | None = None
+) -> list[Any]:
     """``count`` architectures drawn by Optuna's random sampler that ``validate`` accepts.
 
     A space may sample what it then refuses (EvoNorm's graphs whose output ignores the
-    input), which a search records as a rejected candidate; the checks use members.
+    input), which a search records as a rejected candidate; the checks use members. For
+    a ``screened`` space, given ``spec``, only members whose networks compute finite
+    outputs (an evaluator rejects the others).
     """
     import optuna
 
@@ -51,6 +55,8 @@ def sampled(space: SearchSpace[Any], count: int, seed: int = 0) -> list[Any]:
         try:
             space.validate(arch)
         except ArchitectureError:
+            continue
+        if spec is not None and space.screened and not _finite(space, arch, spec):
             continue
         members.append(arch)
         if len(members) == count:
@@ -94,7 +100,7 @@ def check_build(space: SearchSpace[Any], spec: DataSpec, count: int = 3) -> None
     import torch
 
     torch.manual_seed(0)
-    for arch in sampled(space, count, seed=1):
+    for arch in sampled(space, count, seed=1, spec=spec):
         model = space.build(arch, spec)
         model.train()
         logits = model(torch.randn(spec.input_shape(4)))
@@ -113,7 +119,7 @@ def check_build_from_weights(space: SearchSpace[Any], spec: DataSpec) -> None:
     import torch
 
     torch.manual_seed(0)
-    arch = sampled(space, 1, seed=11)[0]
+    arch = sampled(space, 1, seed=11, spec=spec)[0]
     trained = space.build(arch, spec)
     _settle_batch_norm(trained, spec)
     weights = trained.state_dict()
@@ -138,7 +144,7 @@ def check_export(space: SearchSpace[Any], spec: DataSpec, workdir: Path) -> None
     from search_spaces.testing import ExportCase, imported_modules, max_abs_differences
 
     torch.manual_seed(0)
-    arch = sampled(space, 1, seed=7)[0]
+    arch = sampled(space, 1, seed=7, spec=spec)[0]
     model = space.build(arch, spec)
     _settle_batch_norm(model, spec)
     x = torch.randn(spec.input_shape(3))
@@ -222,6 +228,17 @@ def check_space(
         check_derived_architecture(space, specs[0])
         run.append("derived_architecture")
     return run
+
+
+def _finite(space: SearchSpace[Any], arch: Any, spec: DataSpec) -> bool:
+    """Whether ``arch``'s network gives finite outputs, training and inference mode."""
+    import torch
+
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        model = space.build(arch, spec)
+        x = torch.randn(spec.input_shape(16))
+        return all(bool(torch.isfinite(model.train(mode)(x)).all()) for mode in (True, False))
 
 
 def _settle_batch_norm(model: Any, spec: DataSpec) -> None:

@@ -25,7 +25,13 @@ from search_spaces.evonorm.graph import (
     live_nodes,
     node_at,
 )
-from search_spaces.evonorm.layer import batch_moments, function_of, reads_zero, used_parameters
+from search_spaces.evonorm.layer import (
+    arguments,
+    batch_moments,
+    function_of,
+    reads_zero,
+    used_parameters,
+)
 
 # What each exported function needs besides itself.
 _NEEDS: dict[Callable[..., Any], tuple[Callable[..., Any], ...]] = {
@@ -85,7 +91,7 @@ def _layer_lines(graph: LayerGraph, summary: str) -> list[str]:
         forward.append("        zero = x.new_zeros(())")
     for index in live_nodes(graph):
         node = node_at(graph, index)
-        args = [_argument(graph, source) for source in node.inputs]
+        args = [_argument(graph, source) for source in arguments(graph, index)]
         target = f"n{code_int(index)}"
         if node.op.startswith("batch_"):
             call = f"self.{target}({args[0]})"

@@ -75,6 +75,9 @@ PRIMITIVES: dict[str, Primitive] = {
     ]
 }
 OP_NAMES = tuple(PRIMITIVES)
+# The output node's choices: an aggregation's value is constant along height and width,
+# so a layer ending in one could never transform x element by element.
+OUTPUT_OP_NAMES = tuple(name for name, p in PRIMITIVES.items() if p.reduces is None)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ def check_genome(graph: LayerGraph, length: int) -> None:
         primitive = PRIMITIVES.get(node.op) if isinstance(node.op, str) else None
         if primitive is None:
             raise ArchitectureError(f"Node {index} has an unknown primitive {node.op!r}.")
+        if index == graph.output and primitive.reduces is not None:
+            raise ArchitectureError(
+                f"The output node {index} must be element-wise, got the aggregation {node.op}."
+            )
         inputs = node.inputs
         if not isinstance(inputs, tuple) or len(inputs) != primitive.arity:
             raise ArchitectureError(

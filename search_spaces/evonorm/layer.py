@@ -3,7 +3,7 @@
 Interpreting the graph node by node on every call would cost a Python dispatch per node
 and per call; instead :func:`compile_graph` writes the live nodes once, in order, as an
 ``fx.Graph``, and ``fx.GraphModule`` turns it into plain Python code, as fast as a
-hand-written module of the same formula (``benchmarks/evonorm_layers.py`` measures it).
+hand-written module of the same formula (``benchmarks/evonorm.py`` measures it).
 """
 
 from __future__ import annotations
@@ -49,11 +49,29 @@ _INITIAL = {"gamma": 1.0, "beta": 0.0, "v": 1.0}
 
 def function_of(graph: LayerGraph, index: int) -> Callable[..., torch.Tensor]:
     """The function node ``index`` calls: ``div`` loses its guard where the denominator
-    is positive by construction (the guard would change nothing, and costs three ops)."""
+    is positive by construction (the guard would change nothing, and costs three ops),
+    and ``max`` with ``zero`` is a ReLU (see :func:`relu_input`)."""
     node = node_at(graph, index)
     if node.op == "div" and positive(graph, node.inputs[1]):
         return ops.positive_div
+    if relu_input(graph, index) is not None:
+        return ops.relu
     return FUNCTIONS[node.op]
+
+
+def relu_input(graph: LayerGraph, index: int) -> int | None:
+    """For ``max(a, zero)`` (either order) the index of ``a``, else None."""
+    node = node_at(graph, index)
+    zero = LEAVES.index("zero")
+    if node.op != "max" or zero not in node.inputs or node.inputs == (zero, zero):
+        return None
+    return node.inputs[1] if node.inputs[0] == zero else node.inputs[0]
+
+
+def arguments(graph: LayerGraph, index: int) -> tuple[int, ...]:
+    """The indices node ``index``'s function reads (a ReLU reads one)."""
+    relu = relu_input(graph, index)
+    return node_at(graph, index).inputs if relu is None else (relu,)
 
 
 def used_parameters(graph: LayerGraph) -> list[str]:
@@ -63,7 +81,8 @@ def used_parameters(graph: LayerGraph) -> list[str]:
 
 
 def reads_zero(graph: LayerGraph) -> bool:
-    return any(LEAVES.index("zero") in node_at(graph, i).inputs for i in live_nodes(graph))
+    """Whether a function of the compiled layer reads the ``zero`` leaf."""
+    return any(LEAVES.index("zero") in arguments(graph, i) for i in live_nodes(graph))
 
 
 def batch_moments(graph: LayerGraph) -> dict[int, str]:
@@ -123,7 +142,7 @@ def compile_graph(graph: LayerGraph, groups: int) -> fx.GraphModule:
         values[LEAVES.index("zero")] = fx_graph.call_method("new_zeros", (values[0], ()))
     for index in live_nodes(graph):
         node = node_at(graph, index)
-        args = tuple(values[source] for source in node.inputs)
+        args = tuple(values[source] for source in arguments(graph, index))
         if index in moments:
             values[index] = fx_graph.call_function(call_moment, (moments[index], *args))
         elif node.op.startswith("group_"):

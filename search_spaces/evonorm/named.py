@@ -3,7 +3,7 @@
 The graphs (:func:`named_layers`) are what the search compares against; the direct
 formula modules (:data:`FORMULAS`) are hand-written from the papers, independently of
 the graph machinery, to check the graphs against (the tests, to 1e-5 in training and
-inference) and to time them (``benchmarks/evonorm_layers.py``):
+inference) and to time them (``benchmarks/evonorm.py``):
 
 * BN-ReLU: ``nn.BatchNorm2d`` then ReLU (Ioffe & Szegedy 2015);
 * GN-ReLU: ``nn.GroupNorm`` then ReLU (Wu & He 2018);

@@ -14,6 +14,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.evonorm.graph import (
     LEAVES,
     OP_NAMES,
+    OUTPUT_OP_NAMES,
     PRIMITIVES,
     LayerGraph,
     Node,
@@ -81,16 +82,19 @@ class EvoNormSpace(SearchSpace[LayerGraph]):
 
     name: ClassVar[str] = "evonorm"
     Settings: ClassVar[type[EvoNormSettings]] = EvoNormSettings
+    screened: ClassVar[bool] = True  # exp(exp(x)) is a member; evaluator=evonorm screens it
 
     # ------------------------------------------------------------------ architectures
     def sample(self, trial: optuna.trial.BaseTrial) -> LayerGraph:
-        """Per node ``n<index>``: its primitive ``n<index>_op``, then its inputs
-        ``n<index>_in0`` (and ``_in1``), earlier indices (define-by-run: a unary
-        primitive asks one)."""
+        """Per node ``n<index>``: its primitive ``n<index>_op`` (an element-wise one for
+        the output node), then its inputs ``n<index>_in0`` (and ``_in1``), earlier
+        indices (define-by-run: a unary primitive asks one)."""
         nodes = []
         for i in range(self.settings.nodes):
             index = len(LEAVES) + i
-            op = str(trial.suggest_categorical(f"n{index}_op", list(OP_NAMES)))
+            last = i == self.settings.nodes - 1
+            ops = OUTPUT_OP_NAMES if last else OP_NAMES
+            op = str(trial.suggest_categorical(f"n{index}_op", list(ops)))
             inputs = tuple(
                 trial.suggest_int(f"n{index}_in{k}", 0, index - 1)
                 for k in range(PRIMITIVES[op].arity if op in PRIMITIVES else 1)

@@ -77,7 +77,7 @@ def test_named_layers_describe_themselves_by_name(space: EvoNormSpace) -> None:
 @pytest.mark.parametrize(
     ("nodes", "reason"),
     [
-        ([("batch_mean", (X,))], "constant along b, h, w"),  # a per-channel value
+        ([("batch_mean", (X,)), ("mul", (5, GAMMA))], "constant along b, h, w"),
         ([("instance_std", (X,)), ("mul", (5, GAMMA))], "constant along h, w"),
         ([("add", (GAMMA, BETA)), ("mul", (5, V))], "constant along b, h, w"),
         ([("exp", (ZERO,)), ("group_var", (5,)), ("add", (X, 6))], "aggregates a constant"),
@@ -100,6 +100,7 @@ def test_invalid_graphs_are_refused_with_their_reason(
         {"nodes": [["add", 0]] * 10},  # a binary primitive with one input
         {"nodes": [["neg", 7]] * 10},  # an input that is not earlier
         {"nodes": [["neg", 0]] * 9},  # the wrong length
+        {"nodes": [["neg", 0]] * 9 + [["batch_mean", 0]]},  # an aggregation as the output
         {"nodes": [["neg", "__import__('os')"]] * 10},
         {"nodes": [["neg", True]] * 10},
     ],
@@ -192,3 +193,10 @@ def test_exports_equal_the_platform_networks_in_a_fresh_interpreter(tmp_path: Pa
             cases[key] = ExportCase(source, space.export_state_dict(model), x, model(x).detach())
     differences = max_abs_differences(cases, tmp_path)
     assert max(differences.values()) <= 1e-5, differences
+
+
+def test_the_compiled_layer_uses_cheaper_equal_functions(space: EvoNormSpace) -> None:
+    """max(., zero) runs as a ReLU and a division by a standard deviation unguarded."""
+    code = GraphLayer(space.named_architectures()["bn-relu"], 16, 8).program.code
+    assert "relu" in code and "maximum" not in code
+    assert "positive_div" in code
