@@ -247,8 +247,8 @@ def test_tas_pruning_runs(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_evonorm_runs(capsys: pytest.CaptureFixture[str]) -> None:
     results = _load("evonorm").main(
-        ["--trials", "4", "--seeds", "1", "--epochs", "1", "--repeats", "2", "--warmup", "1",
-         "--shapes", "8x16x4x4", "--host-batch", "8"]
+        ["--trials", "4", "--c-trials", "4", "--seeds", "1", "--epochs", "1", "--repeats", "2",
+         "--warmup", "1", "--shapes", "8x16x4x4", "--host-batch", "8"]
     )  # fmt: skip
     layers = [(row["layer"], row["shape"]) for row in results["a"]]
     assert layers == [
@@ -260,14 +260,22 @@ def test_evonorm_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert row["graph"] > 0 and row["formula"] > 0 and row["interpreted"] > 0
         assert row["graph_ratio"] > 0 and row["interp_ratio"] > 0
     assert all(row["diff"] < 1e-5 for row in results["a"][:2])  # the same function
-    settings = ["screen+reuse", "no screen", "no reuse", "both off"]
+    settings = ["screen+dedup", "no screen", "no dedup", "both off"]
     assert [row["setting"] for row in results["b"]] == settings
+    assert [row["dedup"] for row in results["b"]] == [True, True, False, False]
     for row in results["b"]:
         assert row["trials"] == 4 and row["wall"] > 0 and row["per_min"] > 0
         assert row["complete"] + sum(row[p] for p in ("invalid", "non-finite", "stability",
                                                       "quality", "other")) == 4  # fmt: skip
+        assert row["evaluated"] == row["distinct"] + row["repeats"] <= 4
+        assert row["repeat_s"] >= 0
     assert results["b"][-1]["ratio"] == 1.0
     assert all(row["stability"] == row["quality"] == 0 for row in results["b"][1::2])
+    # De-duplication on: evolution never breeds a layer it has evaluated, nor reuses one.
+    assert all(row["repeats"] == row["reused"] == 0 for row in results["b"][:2])
     assert [row["strategy"] for row in results["c"]] == ["evolution", "random"]
     assert results["c"][-1]["vs_random"] == 0.0 or results["c"][-1]["found"] == 0
-    assert "vs both off" in capsys.readouterr().out
+    assert results["c"][0]["invalid"] == 0  # evolution redraws the graphs the space refuses
+    assert all(row["buildable"] + row["invalid"] == 4 for row in results["c"])
+    out = capsys.readouterr().out
+    assert "s/distinct vs both off" in out and "cand/min vs both off" in out
