@@ -170,6 +170,32 @@ def test_record_curves_settings_are_a_valid_search() -> None:
     assert (config.trials, config.epochs, config.pruner) == (3, 5, "none")
 
 
+def test_record_corpus_studies_are_valid_searches(tmp_path: Path) -> None:
+    from nas.config import compose_search
+
+    corpus = _load("record_corpus")
+    args = corpus._parse(["--trials", "3", "--epochs", "5"])
+    for family in corpus.FAMILIES:
+        for setting in corpus.SETTINGS:
+            config = compose_search(corpus.study_overrides(args, family, setting))
+            assert (config.trials, config.epochs, config.pruner) == (3, 5, "none")
+            assert config.evaluator == "standalone" and config.strategy == "random"
+    out = tmp_path / "corpus.json.gz"
+    storage = f"sqlite:///{tmp_path}/corpus.db"
+    argv = ["--families", "tas,vit_resnas", "--settings", "base,smooth", "--trials", "2",
+            "--epochs", "2", "--out", str(out), "--storage", storage]  # fmt: skip
+    assert corpus.main(argv) == 0
+    recorded = corpus.load_corpus(out)
+    curves = recorded["curves"]
+    assert len(curves) == 8 and all(len(c["curve"]) == 2 for c in curves)
+    for family in ("tas", "vit_resnas"):  # each family split in equal halves
+        splits = [c["split"] for c in curves if c["family"] == family]
+        assert sorted(splits) == ["held-out", "held-out", "tuning", "tuning"]
+    assert recorded["git_commit"] and "record_corpus.py --families" in recorded["command"]
+    assert corpus.main(argv) == 0  # a finished recording only rewrites the file
+    assert corpus.load_corpus(out)["curves"] == curves
+
+
 def _script(name: str, *args: str) -> str:
     """Run a benchmark as a script (its worker processes must import it by name); stdout."""
     run = subprocess.run(
