@@ -84,6 +84,19 @@ def wait_for(log: Path, text: str, process: subprocess.Popen[str], limit: float 
 POSTGRES_ENV = "NAS_TEST_POSTGRES_URL"
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run single-threaded: small models gain little from threads, and two
+    multi-threaded processes on a busy 2-core machine slow each other down tenfold.
+    Modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty study store: an SQLite file, or a new PostgreSQL database."""

@@ -37,12 +37,7 @@ LOG_BN = padded(
 EXPLODING = padded([("exp", (X,)), ("exp", (5,)), ("exp", (6,)), ("mul", (7, 6))], 10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass

@@ -24,12 +24,7 @@ SPACE = cast(TASSpace, create_space("tas", preset="digits"))
 SETTINGS = TASSettings(search_epochs=3, batch_size=16, tau_max=5.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(count: int = 96) -> DatasetSplits:

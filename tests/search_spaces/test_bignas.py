@@ -48,14 +48,7 @@ TINY = BigNASSpace(preset="tiny")
 IMAGENET = BigNASSpace(preset="imagenet")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Run single-threaded: these small models gain little from threads, and two
-    multi-threaded processes on a busy 2-core machine slow each other down tenfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_archs(space: BigNASSpace, count: int, seed: int = 0) -> list[BigNASArch]:

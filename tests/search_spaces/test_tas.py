@@ -5,7 +5,7 @@ pruning, and the exported released networks."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import optuna
@@ -25,12 +25,7 @@ CIFAR10 = DataSpec(in_channels=3, num_classes=10, image_size=32)
 DIGITS = DataSpec(in_channels=1, num_classes=10, image_size=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def space(preset: str) -> TASSpace:

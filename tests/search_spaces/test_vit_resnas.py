@@ -30,13 +30,7 @@ TINY = cast(ViTResNASSpace, create_space("vit_resnas", preset="tiny"))
 IMAGENET = cast(ViTResNASSpace, create_space("vit_resnas", preset="imagenet"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Small models gain little from threads; on a busy machine they slow each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random(space: ViTResNASSpace, seed: int) -> ViTResArch:
