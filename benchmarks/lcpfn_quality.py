@@ -1,4 +1,6 @@
-"""LC-PFN prediction quality vs simple baselines and MCMC, on held-out prior curves.
+"""LC-PFN prediction quality vs simple baselines and MCMC, on held-out prior or real curves.
+
+Prior curves (the default):
 
 ``--curves`` noisy curves from the LC-PFN prior, from a stream no training run draws
 from (``evaluators.lcpfn.evaluate.held_out_curves``), are cut after 10, 20, 40 and 80
@@ -23,7 +25,17 @@ interval. Methods:
 Seconds are wall time per curve, on the CPU with ``--threads`` torch threads; the
 ratio column is each method's time per curve over LC-PFN's.
 
+Real curves (``--real``): the held-out half of the recorded corpus
+(``benchmarks/data/real_curves.json.gz``, ``benchmarks/record_corpus.py``) is cut after
+10%, 25%, 50% and 75% of its epochs and the value of its last epoch is predicted by
+each ``--weights`` network (default: the shipped one), ``last`` and ``pow3`` (their
+Gaussian sigma calibrated on the corpus's tuning half, never on the held-out one).
+Besides LL, MSE and coverage: ``bias`` (mean predicted minus true), ``width`` (mean
+width of the 90% interval) and ``spearman``, the rank correlation of the predicted with
+the true final values, which is what pruning against other trials depends on.
+
     python benchmarks/lcpfn_quality.py [--curves 10000] [--mcmc-curves 40]
+    python benchmarks/lcpfn_quality.py --real [--corpus PATH] [--weights A.safetensors ...]
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +51,7 @@ from _table import Column, print_table
 
 LENGTH = 100
 CUTOFFS = (10, 20, 40, 80)
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "real_curves.json.gz"
 ALPHAS = np.logspace(-3, 2, 400)
 
 
@@ -49,6 +63,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--walkers", type=int, default=64, help="emcee walkers")
     parser.add_argument("--steps", type=int, default=2000, help="emcee steps per curve")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--real", action="store_true", help="score the real-curve corpus")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="with --real")
+    parser.add_argument(
+        "--weights", nargs="+", default=["shipped"], help="LC-PFNs to score with --real"
+    )
     args = parser.parse_args(argv)
     for name in ("curves", "calibration", "walkers", "steps", "threads"):
         if getattr(args, name) < 1:
@@ -67,8 +86,8 @@ def last_value(prefix: np.ndarray) -> np.ndarray:
     return prefix[:, -1].astype(np.float64)
 
 
-def pow3_fit(prefix: np.ndarray) -> np.ndarray:
-    """Least-squares pow3 extrapolation to epoch LENGTH, vectorised over curves."""
+def pow3_fit(prefix: np.ndarray, target: int = LENGTH) -> np.ndarray:
+    """Least-squares pow3 extrapolation to epoch ``target``, vectorised over curves."""
     n, cutoff = prefix.shape
     y = prefix.astype(np.float64)  # (n, T)
     x = np.arange(1, cutoff + 1, dtype=np.float64)
@@ -85,7 +104,7 @@ def pow3_fit(prefix: np.ndarray) -> np.ndarray:
         sse = ((intercept[:, None] + slope[:, None] * basis - y) ** 2).sum(axis=1)
         better = sse < best_sse
         best_sse[better] = sse[better]
-        best_pred[better] = (intercept + slope * LENGTH**-alpha)[better]
+        best_pred[better] = (intercept + slope * target**-alpha)[better]
     return np.clip(best_pred, 0.0, 1.0)
 
 
@@ -201,7 +220,7 @@ def _gaussian_rows(
     seconds = time.perf_counter() - started
     truth = curves[:, -1].astype(np.float64)
     z = 1.6448536269514722  # the 95% normal quantile
-    return _score(
+    return {"sigma": sigma} | _score(
         name,
         cutoff,
         mean,
@@ -213,14 +232,61 @@ def _gaussian_rows(
     )
 
 
+def real_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method on the corpus's held-out half, at each cut point."""
+    from evaluators.lcpfn import load_lcpfn
+    from evaluators.lcpfn.corpus import load_curve_corpus
+    from evaluators.lcpfn.evaluate import rank_correlation, score_at_cutoffs
+    from nas.lcpfn_command import real_cutoffs
+
+    held_out = load_curve_corpus(args.corpus, "held-out")
+    tuning = load_curve_corpus(args.corpus, "tuning").curves
+    curves, epochs = held_out.curves, held_out.epochs
+    truth = curves[:, -1].astype(np.float64)
+    rows: list[dict[str, Any]] = []
+    for cutoff in real_cutoffs(epochs):
+        for weights in args.weights:
+            model = load_lcpfn(None if weights == "shipped" else weights)
+            started = time.perf_counter()
+            (scores,) = score_at_cutoffs(model, curves, [cutoff])
+            seconds = time.perf_counter() - started
+            rows.append(
+                {
+                    "method": "lcpfn" if weights == "shipped" else f"lcpfn {Path(weights).stem}",
+                    **scores.as_dict(),
+                    "ll": scores.log_likelihood,
+                    "s_per_curve": seconds / len(curves),
+                }
+            )
+        for name, predict in (("last", last_value), ("pow3", lambda p: pow3_fit(p, epochs))):
+            row = _gaussian_rows(name, predict, curves, tuning, cutoff)
+            mean = predict(curves[:, :cutoff])
+            row |= {
+                "bias": float((mean - truth).mean()),
+                "width90": 2 * 1.6448536269514722 * row.pop("sigma"),
+                "spearman": rank_correlation(mean, truth),
+            }
+            rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import torch
 
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    if args.real:
+        rows = real_rows(args)
+        _print_real_table(rows, args)
+        return rows
+    return prior_rows(args)
+
+
+def prior_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method on held-out prior curves, at each cut-off (printed)."""
     from evaluators.lcpfn import load_lcpfn, sample_curves
     from evaluators.lcpfn.evaluate import held_out_curves, score_at_cutoffs
 
-    args = _parse(argv)
-    torch.set_num_threads(args.threads)
     curves = held_out_curves(args.curves, length=LENGTH)
     calibration, _ = sample_curves(
         args.calibration, length=LENGTH, generator=np.random.default_rng([99, 3])
@@ -242,8 +308,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "s_per_curve": seconds / len(curves),
         }
         rows.append(pfn_row)
-        rows.append(_gaussian_rows("last", last_value, curves, calibration, cutoff))
-        rows.append(_gaussian_rows("pow3", pow3_fit, curves, calibration, cutoff))
+        for name, predict in (("last", last_value), ("pow3", pow3_fit)):
+            row = _gaussian_rows(name, predict, curves, calibration, cutoff)
+            row.pop("sigma")
+            rows.append(row)
         if args.mcmc_curves:
             subset = curves[: args.mcmc_curves]
             rng = np.random.default_rng([cutoff, 5])
@@ -281,6 +349,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
     _print_table(rows, args)
     return rows
+
+
+def _print_real_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    import torch
+
+    print_table(
+        f"lcpfn quality on real curves: predict the last epoch of the held-out half of "
+        f"{args.corpus.name} (baselines' sigma from its tuning half); "
+        f"{torch.get_num_threads()} torch threads, cpu",
+        [
+            Column("method", "method", "<24"),
+            Column("cutoff", "cutoff", ">6"),
+            Column("curves", "curves", ">7"),
+            Column("LL", "ll", ">8.3f"),
+            Column("MSE", "mse", ">10.2e"),
+            Column("bias", "bias", ">8.4f"),
+            Column("cov90", "coverage90", ">6.3f"),
+            Column("width", "width90", ">7.3f"),
+            Column("spearman", "spearman", ">9.3f"),
+        ],
+        rows,
+    )
 
 
 def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:

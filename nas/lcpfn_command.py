@@ -3,6 +3,10 @@
 Resumable: the checkpoint is written every ``checkpoint_every`` steps, and running the
 same command again continues from it. The finished network is written as safetensors
 with a JSON card (command, seed, steps, sizes, held-out scores) next to it.
+
+Fine-tuning on recorded curves: ``init=WEIGHTS corpus=CORPUS.json.gz corpus_share=0.5``
+starts from trained weights and draws that share of every batch from the corpus's
+tuning half; the card then also scores the corpus's held-out half.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ SIZES = {
 }
 # Held-out prior curves scored into the card of every trained network.
 HELD_OUT_CURVES = 2000
+# Cut points of the real-curve scores, as shares of the recorded epochs.
+REAL_CUT_SHARES = (0.1, 0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -39,6 +45,9 @@ class LCPFNTrainConfig:
     checkpoint_every: int = 100
     device: str = "auto"
     out: str = "nas-runs/lcpfn/lcpfn.safetensors"  # the checkpoint sits next to it
+    init: str = ""  # weights to fine-tune ("shipped": the packaged network); "" trains anew
+    corpus: str = ""  # recorded real curves (gzip JSON); its tuning half is trained on
+    corpus_share: float = 0.5  # share of each batch from the corpus, when one is given
 
 
 def _progress_printer(every: int) -> object:
@@ -71,6 +80,50 @@ def _held_out_scores(model: Any, length: int) -> dict[str, Any]:
     }
 
 
+def real_cutoffs(epochs: int) -> list[int]:
+    """Cut points for real curves of ``epochs`` epochs: 10%, 25%, 50% and 75% of them."""
+    return sorted({min(max(1, round(share * epochs)), epochs - 1) for share in REAL_CUT_SHARES})
+
+
+def _real_held_out_scores(model: Any, corpus_path: str) -> dict[str, Any]:
+    """Final-value scores on the corpus's held-out half, for the card."""
+    from evaluators.lcpfn.corpus import load_curve_corpus
+    from evaluators.lcpfn.evaluate import score_at_cutoffs
+
+    held_out = load_curve_corpus(corpus_path, "held-out")
+    scores = score_at_cutoffs(model.cpu(), held_out.curves, real_cutoffs(held_out.epochs))
+    for row in scores:
+        print(
+            f"real held-out cutoff {row.cutoff}/{held_out.epochs}: log-likelihood "
+            f"{row.log_likelihood:.3f}, MSE {row.mse:.2e}, 90% coverage {row.coverage90:.3f}, "
+            f"Spearman {row.spearman:.3f}"
+        )
+    return {
+        "corpus": corpus_path,
+        "curves": len(held_out),
+        "digest": held_out.digest,
+        "target": f"value at epoch {held_out.epochs}",
+        "scores": [row.as_dict() for row in scores],
+    }
+
+
+def _sources(config: LCPFNTrainConfig, network: Any) -> tuple[Any, Any]:
+    """(corpus tuning half or None, initial network or None) of a training command."""
+    from evaluators.lcpfn import load_lcpfn
+    from evaluators.lcpfn.corpus import load_curve_corpus
+
+    corpus = load_curve_corpus(config.corpus, "tuning") if config.corpus else None
+    init = None
+    if config.init:
+        init = load_lcpfn(None if config.init == "shipped" else config.init)
+        if init.config != network:
+            raise ConfigError(
+                f"init={config.init} is a network of another size than size={config.size}; "
+                "pick the size it was trained with."
+            )
+    return corpus, init
+
+
 def cmd_lcpfn(args: Sequence[str]) -> int:
     """``nas lcpfn train [key=value ...]``."""
     if not args or args[0] != "train":
@@ -92,7 +145,9 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
         warmup_steps=config.warmup_steps,
         seed=config.seed,
         checkpoint_every=config.checkpoint_every,
+        corpus_share=config.corpus_share if config.corpus else 0.0,
     )
+    corpus, init = _sources(config, network)
     out = Path(config.out)
     checkpoint = out.with_suffix(".ckpt")
     print(f"training LC-PFN ({config.size}) for {config.steps} steps; checkpoint {checkpoint}")
@@ -103,6 +158,8 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
             checkpoint=checkpoint,
             device=resolve_device(config.device),
             on_step=_progress_printer(max(1, config.steps // 50)),  # type: ignore[arg-type]
+            corpus=corpus,
+            init=init,
         )
     except KeyboardInterrupt:
         command = shlex.join(["nas", "lcpfn", *args])
@@ -115,8 +172,16 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
         "size": config.size,
         "network": vars(network),
         "settings": settings.as_dict(),
+        "init": config.init or None,
+        "corpus": (
+            {"path": config.corpus, "tuning_curves": len(corpus), "digest": corpus.digest}
+            if corpus is not None
+            else None
+        ),
         "held_out": _held_out_scores(model, network.length),
     }
+    if config.corpus:
+        card["real_held_out"] = _real_held_out_scores(model, config.corpus)
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(f"LC-PFN -> {out} (+ {out.with_suffix('.json').name})")
     return 0

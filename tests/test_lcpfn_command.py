@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -34,12 +35,34 @@ def test_train_writes_a_loadable_network_and_resumes(capsys: pytest.CaptureFixtu
     assert "step " not in capsys.readouterr().out
 
 
+def test_fine_tuning_writes_the_corpus_and_its_held_out_scores_into_the_card(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    records = [
+        {"family": "f", "setting": "s", "split": split, "curve": [0.2, 0.8 + i / 100, 0.85, 0.9]}
+        for i, split in enumerate(["tuning", "held-out"] * 4)
+    ]
+    with gzip.open("corpus.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"curves": records}, handle)
+    args = [*ARGS, "init=shipped", "corpus=corpus.json.gz", "corpus_share=0.5"]
+    assert main(args) == 0
+    assert "real held-out cutoff 2/4" in capsys.readouterr().out
+    card = json.loads(Path("m.json").read_text())
+    assert card["init"] == "shipped" and card["settings"]["corpus_share"] == 0.5
+    assert card["corpus"]["tuning_curves"] == 4 and len(card["corpus"]["digest"]) == 64
+    real = card["real_held_out"]
+    assert real["curves"] == 4 and [row["cutoff"] for row in real["scores"]] == [1, 2, 3]
+    assert all(-1 <= row["spearman"] <= 1 for row in real["scores"])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["lcpfn"], "Usage: nas lcpfn train"),
         (["lcpfn", "train", "size=huge"], "Unknown size 'huge'. Allowed: paper, small."),
         (["lcpfn", "train", "step=3"], "Did you mean 'steps'?"),
+        (["lcpfn", "train", "corpus=none.json.gz"], "No curve corpus at none.json.gz"),
+        (["lcpfn", "train", "size=paper", "init=shipped"], "of another size than size=paper"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -1,9 +1,11 @@
-"""Held-out scores of an LC-PFN: how well it predicts the final value of prior curves.
+"""Held-out scores of an LC-PFN: how well it predicts the final value of a curve.
 
 The same numbers go into the shipped model's card (``nas lcpfn train``), the quality
 benchmark (``benchmarks/lcpfn_quality.py``) and the calibration test: each held-out
-curve is cut after ``cutoff`` epochs and the network's predictive distribution of its
-last epoch is scored against the curve's own (noisy) last value.
+curve (fresh prior curves, or the held-out half of a recorded corpus) is cut after
+``cutoff`` epochs and the network's predictive distribution of its last epoch is scored
+against the curve's own (noisy) last value. A curve shorter than the network's length
+is the first epochs of a run: its last epoch is the one predicted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class CutoffScores:
         log_likelihood: Mean log density of the true final value (higher is better).
         mse: Mean squared error of the predictive mean.
         coverage90: Share of final values inside the central 90% interval (ideal 0.90).
+        width90: Mean width of that interval.
+        bias: Mean of predicted minus true final value.
+        spearman: Rank correlation of the predicted mean with the true final value,
+            what pruning by comparison with other trials depends on.
     """
 
     cutoff: int
@@ -49,41 +55,59 @@ class CutoffScores:
     log_likelihood: float
     mse: float
     coverage90: float
+    width90: float
+    bias: float
+    spearman: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+def rank_correlation(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman's rank correlation (ties get average ranks); 0.0 when one side is constant."""
+    from scipy.stats import spearmanr
+
+    if np.ptp(predicted) == 0 or np.ptp(truth) == 0:
+        return 0.0
+    return float(spearmanr(predicted, truth).statistic)
 
 
 @torch.inference_mode()
 def score_at_cutoffs(
     model: LCPFN, curves: np.ndarray, cutoffs: Sequence[int] = CUTOFFS
 ) -> list[CutoffScores]:
-    """Score ``model`` on ``curves`` (shape (n, model.config.length)) at each cutoff."""
+    """Score ``model`` on ``curves`` (shape (n, epochs), epochs <= model.config.length)
+    at each cutoff: the value of the last epoch is predicted from the first ``cutoff``."""
     length = model.config.length
-    if curves.ndim != 2 or curves.shape[1] != length:
-        raise ValueError(f"curves must have shape (n, {length}), not {curves.shape}.")
+    if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
+        raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
+    target = curves.shape[1]
     model.eval()
     device = model.head.weight.device
     final = torch.from_numpy(np.ascontiguousarray(curves[:, -1])).to(device)  # (n,)
     results = []
     for cutoff in cutoffs:
-        check_number("cutoff", cutoff, integer=True, low=1, high=length - 1)
+        check_number("cutoff", cutoff, integer=True, low=1, high=target - 1)
         prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cutoff])).to(device)
         logits = torch.cat(
             [
-                model.predict(part, [length])[:, 0]  # (chunk, buckets)
+                model.predict(part, [target])[:, 0]  # (chunk, buckets)
                 for part in prefix.split(_CHUNK)
             ]
         )  # (n, buckets)
         dist = model.distribution
         low, high = dist.quantile(logits, 0.05), dist.quantile(logits, 0.95)
+        mean = dist.mean(logits)
         results.append(
             CutoffScores(
                 cutoff=cutoff,
                 curves=len(curves),
                 log_likelihood=float(dist.log_prob(logits, final).mean()),
-                mse=float(((dist.mean(logits) - final) ** 2).mean()),
+                mse=float(((mean - final) ** 2).mean()),
                 coverage90=float(((final >= low) & (final <= high)).float().mean()),
+                width90=float((high - low).mean()),
+                bias=float((mean - final).mean()),
+                spearman=rank_correlation(mean.cpu().numpy(), final.cpu().numpy()),
             )
         )
     return results

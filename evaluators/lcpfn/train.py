@@ -4,10 +4,18 @@ Each step draws ``batch_size`` curves with ``sample_curves``, cuts each at a poi
 uniform in [1, length - 1], shows the network the prefix and scores its predictions for
 every later epoch by their negative log-likelihood under the bar distribution. There
 are no epochs and no data set: the prior is the data.
+
+Fine-tuning on real curves: given a recorded corpus (``CurveCorpus``, its tuning half)
+and ``corpus_share`` > 0, that share of every batch is corpus curves drawn with
+replacement, each cut uniformly in [1, epochs - 1] and scored on its own later epochs
+only, and the rest stays prior curves, so what the network knows of the prior is kept
+(the card scores both). Fine-tuning starts from trained weights (``init``) and keeps
+their bucket borders.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -20,6 +28,7 @@ import torch
 from torch import nn
 
 from evaluators.lcpfn.bar_distribution import fit_borders
+from evaluators.lcpfn.corpus import CurveCorpus
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.prior import sample_curves
 from nas.core.checkpoint import (
@@ -29,7 +38,7 @@ from nas.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from nas.core.errors import NasError
+from nas.core.errors import ConfigError, NasError
 from nas.core.validation import check_number
 
 # Bumped whenever the payload changes shape, so an old file is refused by name.
@@ -55,6 +64,7 @@ class LCPFNTrainSettings:
         seed: Seeds the prior samples, the initial weights and dropout.
         checkpoint_every: Steps between checkpoints; one is written at the end too.
         border_curves: Prior curves whose values place the bucket borders.
+        corpus_share: Share of each batch drawn from a recorded corpus (0: the prior only).
     """
 
     steps: int
@@ -66,6 +76,7 @@ class LCPFNTrainSettings:
     seed: int = 0
     checkpoint_every: int = 1000
     border_curves: int = 100_000
+    corpus_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "border_curves"):
@@ -75,6 +86,7 @@ class LCPFNTrainSettings:
         check_number("lr", self.lr, low=0.0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0.0)
         check_number("grad_clip", self.grad_clip, low=0.0)
+        check_number("corpus_share", self.corpus_share, low=0.0, high=1.0)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a flat JSON-safe dict."""
@@ -97,10 +109,13 @@ def train_lcpfn(
     checkpoint: Path,
     device: torch.device,
     on_step: Callable[[int, int, float], None] | None = None,
+    corpus: CurveCorpus | None = None,
+    init: LCPFN | None = None,
 ) -> LCPFN:
     """Train an LC-PFN on the prior, resuming from ``checkpoint`` if it exists.
 
-    The bucket borders are fitted first, on ``border_curves`` noisy prior curves. The
+    The bucket borders are fitted first, on ``border_curves`` noisy prior curves, unless
+    ``init`` gives trained weights to start from (and their borders). The
     same settings give bitwise the same weights on the same device, with or without
     interruptions: the prior's numpy generator and torch's global generator (seeded
     with ``seed``, used for the initial weights and dropout) are saved in each
@@ -113,26 +128,42 @@ def train_lcpfn(
             at the end.
         device: Where to train.
         on_step: Called after each step with (step from 1, steps, loss).
+        corpus: Recorded curves for ``settings.corpus_share`` of every batch; each no
+            longer than ``config.length``.
+        init: Trained network of the same config to fine-tune.
 
     Returns:
         The trained network, in eval mode, its borders the fitted ones.
 
     Raises:
-        CheckpointError: ``checkpoint`` is unreadable or comes from another config or
-            other settings.
+        CheckpointError: ``checkpoint`` is unreadable or comes from another config,
+            other settings, another corpus or other initial weights.
+        ConfigError: ``corpus_share`` > 0 without a corpus, corpus curves longer than
+            the network's length, or ``init`` of another config.
         NasError: The loss became NaN or infinite.
     """
     checkpoint = Path(checkpoint)
-    fingerprint = {**asdict(config), **settings.as_dict()}
+    _check_sources(config, settings, corpus, init)
+    fingerprint = {
+        **asdict(config),
+        **settings.as_dict(),
+        "corpus": corpus.digest if corpus is not None and settings.corpus_share else None,
+        "init": _weights_digest(init) if init is not None else None,
+    }
     curves = np.random.default_rng([settings.seed, _CURVE_STREAM])
     torch.manual_seed(settings.seed)
     payload = load_checkpoint(checkpoint) if checkpoint.exists() else None
-    if payload is None:
+    if payload is None and init is not None:
+        borders = init.distribution.borders.detach().cpu()
+    elif payload is None:
         borders = _fit_borders(config, settings)
     else:
         _check(payload, fingerprint, checkpoint)
         borders = _get(payload, "borders", torch.Tensor, checkpoint)
-    model = LCPFN(config, borders).to(device)
+    model = LCPFN(config, borders)
+    if init is not None and payload is None:
+        model.load_state_dict(init.state_dict())
+    model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -146,13 +177,13 @@ def train_lcpfn(
     for step in range(start, settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = lcpfn_learning_rate(settings, step)
-        noisy, _ = sample_curves(settings.batch_size, length=config.length, generator=curves)
-        cuts = curves.integers(1, config.length, size=settings.batch_size)  # in [1, L - 1]
+        noisy, lengths, cuts = _draw_batch(config, settings, curves, corpus)
         values = torch.from_numpy(noisy).to(device)  # (B, L)
         observed = positions < torch.from_numpy(cuts).to(device)[:, None]  # (B, L)
+        scored = ~observed & (positions < torch.from_numpy(lengths).to(device)[:, None])
         logits = model(epochs, values, observed)  # (B, L, buckets)
         # Every query of the batch counts once, so late cuts weigh less than early ones.
-        loss = -model.distribution.log_prob(logits, values)[~observed].mean()
+        loss = -model.distribution.log_prob(logits, values)[scored].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip > 0:
@@ -183,6 +214,62 @@ def train_lcpfn(
         if on_step is not None:
             on_step(done, settings.steps, value)
     return model.eval()
+
+
+def _draw_batch(
+    config: LCPFNConfig,
+    settings: LCPFNTrainSettings,
+    generator: np.random.Generator,
+    corpus: CurveCorpus | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Curves (B, L) padded with zeros, their lengths (B,) and cut points (B,).
+
+    The first ``round(corpus_share * B)`` rows are corpus curves; a prior-only batch
+    draws exactly as it always did, so earlier trainings reproduce bitwise.
+    """
+    size, length = settings.batch_size, config.length
+    real = round(settings.corpus_share * size) if corpus is not None else 0
+    if real == 0:
+        noisy, _ = sample_curves(size, length=length, generator=generator)
+        cuts = generator.integers(1, length, size=size)  # in [1, L - 1]
+        return noisy, np.full(size, length), cuts
+    assert corpus is not None
+    values = np.zeros((size, length), dtype=np.float32)
+    lengths = np.full(size, length)
+    picked = generator.integers(0, len(corpus), size=real)
+    values[:real, : corpus.epochs] = corpus.curves[picked]
+    lengths[:real] = corpus.epochs
+    if real < size:
+        values[real:], _ = sample_curves(size - real, length=length, generator=generator)
+    cuts = generator.integers(1, lengths)  # in [1, length - 1] per row
+    return values, lengths, cuts
+
+
+def _check_sources(
+    config: LCPFNConfig,
+    settings: LCPFNTrainSettings,
+    corpus: CurveCorpus | None,
+    init: LCPFN | None,
+) -> None:
+    if settings.corpus_share > 0 and corpus is None:
+        raise ConfigError("corpus_share > 0 needs a corpus of recorded curves to draw from.")
+    if corpus is not None and not 2 <= corpus.epochs <= config.length:
+        raise ConfigError(
+            f"Corpus curves have {corpus.epochs} epochs; the network takes 2 to {config.length}."
+        )
+    if init is not None and init.config != config:
+        raise ConfigError(
+            f"The weights to fine-tune are of another size ({init.config}) than the "
+            f"network to train ({config})."
+        )
+
+
+def _weights_digest(model: LCPFN) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _fit_borders(config: LCPFNConfig, settings: LCPFNTrainSettings) -> torch.Tensor:
