@@ -21,7 +21,7 @@ held-out half is never fitted or tuned on (``benchmarks/lcpfn_quality.py``).
 The studies live in one SQLite file: an interrupted recording (Ctrl-C) resumes where it
 stopped when the same command runs again; a finished one only rewrites the output.
 
-    python benchmarks/record_corpus.py [--trials 20] [--epochs 20]
+    python benchmarks/record_corpus.py [--trials 20 | --trials bignas=30,nasnet=10] [--epochs 20]
         [--families nasnet,bignas,vit_resnas,tas] [--settings base,sgd-low,sgd-high,adamw,smooth]
         [--out benchmarks/data/real_curves.json.gz]
 """
@@ -54,6 +54,7 @@ SETTINGS: dict[str, list[str]] = {
     "smooth": ["train.label_smoothing=0.1"],
 }
 SPLITS = ("tuning", "held-out")
+DEFAULT_TRIALS = 20
 
 
 def _names(text: str, known: dict[str, list[str]], what: str) -> list[str]:
@@ -68,7 +69,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--trials", type=int, default=20, help="curves per family and setting")
+    parser.add_argument(
+        "--trials",
+        default="20",
+        help="curves per family and setting: N, or FAMILY=N,... (the others keep 20)",
+    )
     parser.add_argument("--epochs", type=int, default=20, help="epochs per curve")
     parser.add_argument("--seed", type=int, default=0, help="the studies' seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="gzip JSON to write")
@@ -78,15 +83,30 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="SQL store of the recording studies (resumable)",
     )
     args = parser.parse_args(argv)
-    for name in ("trials", "epochs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, but got {getattr(args, name)}.")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, but got {args.epochs}.")
     try:
         args.families = _names(args.families, FAMILIES, "--families")
         args.settings = _names(args.settings, SETTINGS, "--settings")
+        args.trials = _trials(args.trials)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     return args
+
+
+def _trials(text: str) -> dict[str, int]:
+    """Curves per setting of each family, from ``N`` or ``FAMILY=N,...``."""
+    counts = dict.fromkeys(FAMILIES, DEFAULT_TRIALS)
+    items = text.split(",") if "=" in text else [f"{name}={text}" for name in FAMILIES]
+    for item in items:
+        family, _, number = item.partition("=")
+        if family not in FAMILIES or not number.isdigit() or int(number) < 1:
+            raise argparse.ArgumentTypeError(
+                f"--trials must be N or FAMILY=N,... with families among "
+                f"{', '.join(FAMILIES)} and N >= 1, got {text!r}"
+            )
+        counts[family] = int(number)
+    return counts
 
 
 def study_overrides(args: argparse.Namespace, family: str, setting: str) -> list[str]:
@@ -96,7 +116,7 @@ def study_overrides(args: argparse.Namespace, family: str, setting: str) -> list
         *SETTINGS[setting],
         f"study=corpus-{family}-{setting}-e{args.epochs}-s{args.seed}",
         f"storage={args.storage}",
-        f"trials={args.trials}",
+        f"trials={args.trials[family]}",
         f"epochs={args.epochs}",
         f"seed={args.seed}",
         "dataset=digits",
@@ -205,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_corpus(path: Path = DEFAULT_OUT) -> dict[str, Any]:
-    """The recorded corpus (for the LC-PFN benchmarks)."""
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        corpus: dict[str, Any] = json.load(handle)
-    return corpus
+    """The recorded corpus, provenance and all (``load_curve_corpus`` reads one split)."""
+    from evaluators.lcpfn.corpus import read_corpus_file
+
+    return read_corpus_file(path)
 
 
 if __name__ == "__main__":

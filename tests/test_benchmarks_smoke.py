@@ -180,9 +180,15 @@ def test_record_corpus_studies_are_valid_searches(tmp_path: Path) -> None:
             config = compose_search(corpus.study_overrides(args, family, setting))
             assert (config.trials, config.epochs, config.pruner) == (3, 5, "none")
             assert config.evaluator == "standalone" and config.strategy == "random"
+    assert corpus._parse(["--trials", "bignas=7"]).trials == {
+        "nasnet": 20, "bignas": 7, "vit_resnas": 20, "tas": 20
+    }  # fmt: skip
+    with pytest.raises(SystemExit):
+        corpus._parse(["--trials", "nasnet=0"])
     out = tmp_path / "corpus.json.gz"
     storage = f"sqlite:///{tmp_path}/corpus.db"
-    argv = ["--families", "tas,vit_resnas", "--settings", "base,smooth", "--trials", "2",
+    argv = ["--families", "tas,vit_resnas", "--settings", "base,smooth",
+            "--trials", "tas=2,vit_resnas=2",
             "--epochs", "2", "--out", str(out), "--storage", storage]  # fmt: skip
     assert corpus.main(argv) == 0
     recorded = corpus.load_corpus(out)
