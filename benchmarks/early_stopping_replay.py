@@ -1,88 +1,142 @@
-"""Early stopping replayed on real learning curves: compute saved and regret per pruner.
+"""Early stopping replayed on real learning curves, tuned on one half and judged on the other.
 
-Replays the curves that ``benchmarks/record_curves.py`` recorded from the platform's own
-stand-alone trials (``benchmarks/data/nasnet_digits_curves.json``, kept in the repo).
-Each replay walks the trials in a random order through a single-objective Optuna study
-(in memory), reporting every epoch of a trial's recorded curve and asking the pruner
-after each; a stopped trial costs the epochs it ran, a finished one all of them. The
-pruners are the ones ``nas search pruner=...`` builds (``nas.pruners.create_pruner``
-with the recording's epochs): none, median, successive_halving, hyperband, and lcpfn
-at each ``--thresholds`` value (its other settings are the defaults).
+Replays the recorded corpus (``benchmarks/data/real_curves.json.gz``, written by
+``benchmarks/record_corpus.py`` from the platform's own stand-alone trials). Each
+family's curves of one half form one study, as if one search had tried them: a replay
+walks them in a random order through a single-objective Optuna study (in memory),
+reporting every epoch of a curve and asking the pruner after each; a stopped trial costs
+the epochs it ran, a finished one all of them.
 
-* ``epochs``: epochs trained, summed over trials (mean over the orders);
-* ``saved``: epochs without pruning / epochs with it;
-* ``regret``: best final accuracy of all trials minus the best final accuracy among the
-  trials the pruner let finish, in percentage points (mean and worst over the orders).
+* ``saved``: epochs without pruning / epochs with it, summed over families (mean over
+  ``--orders`` random orders);
+* ``regret``: per family, the best final accuracy of all its curves minus the best among
+  the curves the pruner let finish, in percentage points; the mean over families and
+  orders, and the worst single replay.
 
-Target for lcpfn: saved >= 2x with mean regret < 0.5 percentage points.
+Every pruner has a few variants (``VARIANTS``: its knobs; the first is what ``nas search
+pruner=NAME`` builds). The variant of each pruner is chosen on the **tuning half**: the
+one saving most with mean regret <= ``--max-regret`` (0.5 pp), else the one of least
+regret. Only the **held-out half**, which nothing was fitted or tuned on (the shipped
+LC-PFN included), is reported for the chosen variants. LC-PFN's predictions are computed
+once per (curve, observed epochs) in one batched call and replayed from that cache, as the
+predictive distribution does not depend on the target it is compared with.
 
-    python benchmarks/early_stopping_replay.py [--orders 20] [--thresholds 0.05 0.15 0.25]
+    python benchmarks/early_stopping_replay.py [--orders 20] [--corpus PATH] [--weights PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _table import Column, print_table
 
-DEFAULT_CURVES = Path(__file__).parent / "data" / "nasnet_digits_curves.json"
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "real_curves.json.gz"
+MAX_REGRET_PP = 0.5
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "lcpfn")
+
+
+def _variants(epochs: int) -> dict[str, list[tuple[str, Callable[[], Any]]]]:
+    """Labelled pruner factories per pruner; the first of each is the platform's default."""
+    import optuna
+
+    from nas.config import compose_search
+    from nas.pruners import create_pruner
+
+    def platform(name: str, *extra: str) -> Callable[[], Any]:
+        return lambda: create_pruner(compose_search([f"pruner={name}", f"epochs={epochs}", *extra]))
+
+    variants: dict[str, list[tuple[str, Callable[[], Any]]]] = {
+        "none": [("", platform("none"))],
+        "median": [("warm-up E/2", platform("median"))],
+        "successive_halving": [("r=1 eta=4", platform("successive_halving"))],
+        "hyperband": [("r=1 eta=3", platform("hyperband"))],
+        "lcpfn": [],
+    }
+    for warmup in (2, 5, 15):  # the default is E/2
+        variants["median"].append(
+            (
+                f"warm-up {warmup}",
+                lambda w=warmup: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=w),
+            )
+        )
+    for low in (1, 2, 5):
+        for eta in (2, 3, 4):
+            if (low, eta) != (1, 4):  # the default
+                variants["successive_halving"].append(
+                    (
+                        f"r={low} eta={eta}",
+                        lambda r=low, e=eta: optuna.pruners.SuccessiveHalvingPruner(
+                            min_resource=r, reduction_factor=e
+                        ),
+                    )
+                )
+            if (low, eta) != (1, 3):  # the default
+                variants["hyperband"].append(
+                    (
+                        f"r={low} eta={eta}",
+                        lambda r=low, e=eta: optuna.pruners.HyperbandPruner(
+                            min_resource=r, max_resource=epochs, reduction_factor=e
+                        ),
+                    )
+                )
+    for threshold in (0.15, 0.01, 0.02, 0.05, 0.1, 0.25, 0.4):
+        variants["lcpfn"].append(
+            (f"threshold {threshold:g}", platform("lcpfn", f"lcpfn.threshold={threshold}"))
+        )
+    return variants
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--curves", type=Path, default=DEFAULT_CURVES, help="recorded curves")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="recorded curves")
     parser.add_argument("--orders", type=int, default=20, help="random trial orders")
     parser.add_argument("--pruners", nargs="+", choices=PRUNERS, default=list(PRUNERS))
-    parser.add_argument(
-        "--thresholds",
-        type=float,
-        nargs="+",
-        default=[0.05, 0.15, 0.25],
-        help="lcpfn.threshold values, one lcpfn row each",
-    )
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--max-regret", type=float, default=MAX_REGRET_PP, help="pp, tuning")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--weights", help="an LC-PFN other than the shipped one")
     args = parser.parse_args(argv)
     if args.orders < 1:
         parser.error(f"--orders must be >= 1, but got {args.orders}.")
     return args
 
 
-def load_curves(path: Path) -> tuple[int, list[list[float]]]:
-    """(epochs, curves) from a recording; every curve is checked, none trusted."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        epochs = record["epochs"]
-        curves = [trial["curve"] for trial in record["trials"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"error: unreadable curve recording {path}: {error}") from None
-    if not isinstance(epochs, int) or epochs < 2 or len(curves) < 2:
-        raise SystemExit(f"error: {path} needs epochs >= 2 and at least 2 curves.")
-    for index, curve in enumerate(curves):
-        if (
-            not isinstance(curve, list)
-            or len(curve) != epochs
-            or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in curve)
-        ):
-            raise SystemExit(f"error: curve {index} of {path} is not {epochs} values in [0, 1].")
-    return epochs, [[float(v) for v in curve] for curve in curves]
+class CachedPredictions:
+    """Stands in for a ``CurvePredictor``: every prefix's prediction computed up front."""
+
+    def __init__(self, predictor: Any, curves: np.ndarray) -> None:
+        self.model = predictor.model
+        self.scale = predictor.scale
+        self._predictor = predictor
+        self.final = curves.shape[1]
+        prefixes = [row[:cut].tolist() for row in curves for cut in range(1, self.final)]
+        logits = predictor.predict(prefixes, at_epoch=[self.final]).logits
+        self._logits = {tuple(p): logits[i : i + 1] for i, p in enumerate(prefixes)}
+
+    def predict(self, curves: Sequence[Sequence[float]], at_epoch: int | Sequence[int]) -> Any:
+        from evaluators.lcpfn import Prediction
+
+        assert at_epoch == self.final and len(curves) == 1, (at_epoch, len(curves))
+        logits = self._logits[tuple(float(v) for v in curves[0])]
+        return Prediction(
+            logits, self._predictor.model.distribution, self.scale, (self.final,), True
+        )
 
 
-def replay(pruner: Any, curves: list[list[float]], order: list[int]) -> tuple[int, float]:
+def replay(pruner: Any, curves: np.ndarray, order: Sequence[int]) -> tuple[int, float]:
     """Epochs trained and best final accuracy among finished trials, for one order."""
     import optuna
 
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    spent = 0
-    best = float("-inf")
+    spent, best = 0, float("-inf")
     for index in order:
-        curve = curves[index]
+        curve = [float(v) for v in curves[index]]
         trial = study.ask()
         for epoch, value in enumerate(curve, start=1):
             trial.report(value, epoch)
@@ -97,65 +151,135 @@ def replay(pruner: Any, curves: list[list[float]], order: list[int]) -> tuple[in
     return spent, best
 
 
-def _pruner(name: str, epochs: int, threshold: float | None = None) -> Any:
-    from nas.config import compose_search
-    from nas.pruners import create_pruner
+def score(
+    make: Callable[[], Any],
+    studies: dict[str, np.ndarray],
+    caches: dict[str, CachedPredictions] | None,
+    orders: int,
+) -> dict[str, float]:
+    """Saved and regret of one pruner variant over every family's study and order."""
+    spent_per_order = np.zeros(orders)
+    regrets: list[float] = []
+    for family, curves in studies.items():
+        for order in range(orders):
+            pruner = make()
+            if caches is not None:
+                pruner.stopper.predictor = caches[family]
+            permutation = np.random.default_rng([order, 11]).permutation(len(curves))
+            spent, best = replay(pruner, curves, permutation.tolist())
+            spent_per_order[order] += spent
+            regrets.append(100.0 * (float(curves[:, -1].max()) - best))
+    full = sum(curves.size for curves in studies.values())
+    return {
+        "epochs": float(spent_per_order.mean()),
+        "saved": full / float(spent_per_order.mean()),
+        "regret_pp": statistics.mean(regrets),
+        "worst_regret_pp": max(regrets),
+    }
 
-    extra = [f"lcpfn.threshold={threshold}"] if threshold is not None else []
-    return create_pruner(compose_search([f"pruner={name}", f"epochs={epochs}", *extra]))
+
+def choose(rows: list[dict[str, Any]], max_regret: float) -> dict[str, Any]:
+    """The variant saving most within ``max_regret``; else the one of least regret."""
+    within = [row for row in rows if row["regret_pp"] <= max_regret]
+    if within:
+        return max(within, key=lambda row: (row["saved"], -row["regret_pp"]))
+    return min(rows, key=lambda row: row["regret_pp"])
+
+
+def _studies(path: Path, split: str) -> dict[str, np.ndarray]:
+    from evaluators.lcpfn.corpus import load_curve_corpus
+
+    corpus = load_curve_corpus(path, split)
+    return {
+        family: corpus.curves[[f == family for f in corpus.families]]
+        for family in sorted(set(corpus.families))
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    import numpy as np
     import optuna
     import torch
+
+    from evaluators.lcpfn import CurvePredictor, load_lcpfn
 
     args = _parse(argv)
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    epochs, curves = load_curves(args.curves)
-    oracle = max(curve[-1] for curve in curves)
-    orders = [
-        np.random.default_rng([order, 11]).permutation(len(curves)).tolist()
-        for order in range(args.orders)
-    ]
-    variants = [
-        (name, threshold)
-        for name in args.pruners
-        for threshold in (args.thresholds if name == "lcpfn" else [None])
-    ]
-    rows = []
-    for name, threshold in variants:
+    halves = {split: _studies(args.corpus, split) for split in ("tuning", "held-out")}
+    epochs = next(iter(halves["tuning"].values())).shape[1]
+    predictor = CurvePredictor(load_lcpfn(args.weights))
+    caches = {
+        split: {family: CachedPredictions(predictor, curves) for family, curves in studies.items()}
+        for split, studies in halves.items()
+    }
+    variants = _variants(epochs)
+    tuning_rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for name in args.pruners:
         started = time.perf_counter()
-        results = [replay(_pruner(name, epochs, threshold), curves, order) for order in orders]
-        spent = [r[0] for r in results]
-        regret = [100.0 * (oracle - r[1]) for r in results]
+        tried = [
+            {"pruner": name, "variant": label, "make": make}
+            | score(
+                make, halves["tuning"], caches["tuning"] if name == "lcpfn" else None, args.orders
+            )
+            for label, make in variants[name]
+        ]
+        tuning_rows += tried
+        chosen = choose(tried, args.max_regret)
+        held = score(
+            chosen["make"],
+            halves["held-out"],
+            caches["held-out"] if name == "lcpfn" else None,
+            args.orders,
+        )
         rows.append(
             {
-                "pruner": name if threshold is None else f"{name} (threshold {threshold:g})",
-                "epochs": statistics.mean(spent),
-                "regret_pp": statistics.mean(regret),
-                "worst_regret_pp": max(regret),
+                "pruner": name,
+                "variant": chosen["variant"],
+                "tuning_saved": chosen["saved"],
+                "tuning_regret_pp": chosen["regret_pp"],
+                **held,
                 "seconds": time.perf_counter() - started,
             }
         )
-    full = len(curves) * epochs
-    for row in rows:
-        row["saved"] = full / row["epochs"]
-    _print_table(rows, args, epochs, len(curves), oracle)
+    _print_tables(tuning_rows, rows, args, halves)
+    for row in tuning_rows:
+        row.pop("make")
     return rows
 
 
-def _print_table(
-    rows: list[dict[str, Any]], args: argparse.Namespace, epochs: int, count: int, oracle: float
+def _print_tables(
+    tuning_rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    halves: dict[str, dict[str, np.ndarray]],
 ) -> None:
+    def describe(split: str) -> str:
+        studies = halves[split]
+        sizes = ", ".join(f"{family} {len(curves)}" for family, curves in studies.items())
+        return f"{split} half ({sizes} curves of {next(iter(studies.values())).shape[1]} epochs)"
+
     print_table(
-        f"early-stopping replay: {count} recorded curves of {epochs} epochs ({args.curves.name}), "
-        f"{args.orders} random orders, best final accuracy {oracle:.4f}; "
-        "target for lcpfn: saved >= 2x, mean regret < 0.5 pp",
+        f"early-stopping variants on the {describe('tuning')}, {args.orders} orders",
         [
-            Column("pruner", "pruner", "<24"),
+            Column("pruner", "pruner", "<20"),
+            Column("variant", "variant", "<16"),
+            Column("saved", lambda row: f"{row['saved']:.2f}x", ">7"),
+            Column("regret pp", "regret_pp", ">10.2f"),
+        ],
+        tuning_rows,
+    )
+    print()
+    print_table(
+        f"early stopping judged on the {describe('held-out')}, {args.orders} orders; each "
+        f"pruner's variant chosen on the tuning half (most saved at regret <= "
+        f"{args.max_regret:g} pp); target for lcpfn: saved >= 2x at regret <= 0.5 pp, more "
+        "than hyperband",
+        [
+            Column("pruner", "pruner", "<20"),
+            Column("variant", "variant", "<16"),
+            Column("tuning", lambda row: f"{row['tuning_saved']:.2f}x", ">7"),
             Column("epochs", "epochs", ">8.1f"),
             Column("saved", lambda row: f"{row['saved']:.2f}x", ">7"),
             Column("regret pp", "regret_pp", ">10.2f"),

@@ -74,18 +74,25 @@ class _Block(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Outputs of tokens ``first`` on, each attending to the allowed ``keys``.
+
+        Every token's keys and values are computed, but the attention, projection and
+        feed-forward layer only for the tokens whose output is wanted: the last block of
+        a prediction skips the observed tokens, whose outputs nothing reads.
+        """
         B, T, C = x.shape  # batch, tokens, emsize
         q, k, v = self.qkv(self.norm1(x)).split(C, dim=-1)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        q = q[:, :, first:]  # (B, nh, T', hs) with T' = T - first
         # keys: (B, T) True where a token may be attended to, broadcast over heads and queries.
         mask = keys[:, None, None, :]  # (B, 1, 1, T)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, nh, T, hs)
-        attended = attended.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        x = x + self.drop(self.proj(attended))
-        return x + self.drop(self.mlp(self.norm2(x)))  # (B, T, C)
+        )  # (B, nh, T', hs)
+        attended = attended.transpose(1, 2).reshape(B, T - first, C)  # (B, T', C)
+        x = x[:, first:] + self.drop(self.proj(attended))
+        return x + self.drop(self.mlp(self.norm2(x)))  # (B, T', C)
 
 
 class LCPFN(nn.Module):
@@ -153,9 +160,10 @@ class LCPFN(nn.Module):
             self.query_embedding.expand(*observed.shape, -1),
         )  # (B, T, C)
         x = self.epoch_embedding(t) + marker  # (B, T, C)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, observed)  # (B, T, C)
-        return self.head(self.norm(x[:, first_output:]))  # (B, T - first_output, buckets)
+        x = self.blocks[-1](x, observed, first_output)  # (B, T - first_output, C)
+        return self.head(self.norm(x))  # (B, T - first_output, buckets)
 
     @torch.no_grad()
     def predict(

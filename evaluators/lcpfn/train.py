@@ -172,18 +172,17 @@ def train_lcpfn(
         start = _restore(payload, checkpoint, model, optimizer, curves, device)
 
     model.train()
-    positions = torch.arange(config.length, device=device)
-    epochs = (positions + 1).to(torch.float32).expand(settings.batch_size, -1)  # (B, L)
     for step in range(start, settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = lcpfn_learning_rate(settings, step)
         noisy, lengths, cuts = _draw_batch(config, settings, curves, corpus)
-        values = torch.from_numpy(noisy).to(device)  # (B, L)
-        observed = positions < torch.from_numpy(cuts).to(device)[:, None]  # (B, L)
-        scored = ~observed & (positions < torch.from_numpy(lengths).to(device)[:, None])
-        logits = model(epochs, values, observed)  # (B, L, buckets)
         # Every query of the batch counts once, so late cuts weigh less than early ones.
-        loss = -model.distribution.log_prob(logits, values)[scored].mean()
+        loss = -torch.cat(
+            [
+                _scored_log_probs(model, noisy[rows], lengths[rows], cuts[rows], device)
+                for rows in _rows_by_length(lengths)
+            ]
+        ).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip > 0:
@@ -214,6 +213,26 @@ def train_lcpfn(
         if on_step is not None:
             on_step(done, settings.steps, value)
     return model.eval()
+
+
+def _rows_by_length(lengths: np.ndarray) -> list[np.ndarray]:
+    """Row indices per curve length: corpus curves shorter than the network's length go
+    through a pass of their own width instead of being padded to it (5x fewer tokens
+    for 20-epoch curves and a length of 100)."""
+    return [np.flatnonzero(lengths == length) for length in np.unique(lengths)]
+
+
+def _scored_log_probs(
+    model: LCPFN, values: np.ndarray, lengths: np.ndarray, cuts: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """Log-likelihood of every query token of rows that share one length."""
+    width = int(lengths[0])
+    curves = torch.from_numpy(np.ascontiguousarray(values[:, :width])).to(device)  # (b, W)
+    positions = torch.arange(width, device=device)
+    epochs = (positions + 1).to(torch.float32).expand(len(curves), -1)  # (b, W)
+    observed = positions < torch.from_numpy(cuts).to(device)[:, None]  # (b, W)
+    logits = model(epochs, curves, observed)  # (b, W, buckets)
+    return model.distribution.log_prob(logits, curves)[~observed]
 
 
 def _draw_batch(
