@@ -20,8 +20,11 @@ held-out half is never fitted or tuned on (``benchmarks/lcpfn_quality.py``).
 
 The studies live in one SQLite file: an interrupted recording (Ctrl-C) resumes where it
 stopped when the same command runs again; a finished one only rewrites the output.
+``--collect-only`` trains nothing and writes the curves the studies hold so far (while
+a recording goes on elsewhere, or to ship a recording cut short); the provenance says so.
 
     python benchmarks/record_corpus.py [--trials 20 | --trials bignas=30,nasnet=10] [--epochs 20]
+        [--reports-per-epoch 1]
         [--families nasnet,bignas,vit_resnas,tas] [--settings base,sgd-low,sgd-high,adamw,smooth]
         [--out benchmarks/data/real_curves.json.gz]
 """
@@ -75,16 +78,29 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="curves per family and setting: N, or FAMILY=N,... (the others keep 20)",
     )
     parser.add_argument("--epochs", type=int, default=20, help="epochs per curve")
+    parser.add_argument(
+        "--reports-per-epoch",
+        type=int,
+        default=1,
+        help="validations per epoch: curves of epochs x this many values",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the studies' seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="gzip JSON to write")
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="train nothing: write the curves the studies hold so far",
+    )
     parser.add_argument(
         "--storage",
         default="sqlite:///nas-runs/record-corpus/nas.db",
         help="SQL store of the recording studies (resumable)",
     )
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, but got {args.epochs}.")
+    for name in ("epochs", "reports_per_epoch"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            parser.error(f"{flag} must be >= 1, but got {getattr(args, name)}.")
     try:
         args.families = _names(args.families, FAMILIES, "--families")
         args.settings = _names(args.settings, SETTINGS, "--settings")
@@ -111,13 +127,15 @@ def _trials(text: str) -> dict[str, int]:
 
 def study_overrides(args: argparse.Namespace, family: str, setting: str) -> list[str]:
     """The ``nas search`` settings of one study of the recording."""
+    reports = f"r{args.reports_per_epoch}" if args.reports_per_epoch > 1 else ""
     return [
         *FAMILIES[family],
         *SETTINGS[setting],
-        f"study=corpus-{family}-{setting}-e{args.epochs}-s{args.seed}",
+        f"study=corpus-{family}-{setting}-e{args.epochs}{reports}-s{args.seed}",
         f"storage={args.storage}",
         f"trials={args.trials[family]}",
         f"epochs={args.epochs}",
+        f"reports_per_epoch={args.reports_per_epoch}",
         f"seed={args.seed}",
         "dataset=digits",
         "objectives=[accuracy]",
@@ -129,10 +147,10 @@ def study_overrides(args: argparse.Namespace, family: str, setting: str) -> list
 
 
 def _record(
-    trial: Any, family: str, setting: str, study: str, epochs: int
+    trial: Any, family: str, setting: str, study: str, reports: int
 ) -> dict[str, Any] | None:
     curve = trial.user_attrs.get("curve")
-    if not isinstance(curve, list) or len(curve) != epochs:
+    if not isinstance(curve, list) or len(curve) != reports:
         return None
     return {
         "family": family,
@@ -188,12 +206,31 @@ def provenance(argv: list[str], studies: dict[str, list[str]], epochs: int) -> d
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    import optuna
-
+def _record_study(overrides: list[str]) -> Any:
+    """Run (or resume) one recording study; None when interrupted."""
     from nas.config import compose_search
     from nas.progress import LogReporter
     from nas.search import run_search
+
+    outcome = run_search(compose_search(overrides), reporter=LogReporter())
+    return None if outcome.interrupted else outcome.study
+
+
+def _collect(overrides: list[str]) -> Any:
+    """The recording study as it stands, without training (``--collect-only``)."""
+    import optuna
+
+    from nas.config import compose_search, study_name
+
+    config = compose_search(overrides)
+    try:
+        return optuna.load_study(study_name=study_name(config), storage=config.storage)
+    except KeyError:  # not started yet
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import optuna
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
@@ -205,22 +242,34 @@ def main(argv: list[str] | None = None) -> int:
         for setting in args.settings:
             overrides = study_overrides(args, family, setting)
             print(f"== {family} / {setting}: {shlex.join(overrides)}", flush=True)
-            outcome = run_search(compose_search(overrides), reporter=LogReporter())
-            if outcome.interrupted:
-                print("interrupted; run the same command again to resume", file=sys.stderr)
-                return 130
-            name = outcome.study.study_name
+            if args.collect_only:
+                study = _collect(overrides)
+                if study is None:
+                    print("   not recorded yet", flush=True)
+                    continue
+            else:
+                study = _record_study(overrides)
+                if study is None:
+                    print("interrupted; run the same command again to resume", file=sys.stderr)
+                    return 130
+            name = study.study_name
             studies[name] = overrides
-            for trial in outcome.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-                record = _record(trial, family, setting, name, args.epochs)
+            for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+                record = _record(trial, family, setting, name, args.epochs * args.reports_per_epoch)
                 if record is not None:
                     records.append(record)
     assign_splits(records)
-    corpus = {**provenance(argv, studies, args.epochs), "curves": records}
+    corpus = {
+        **provenance(argv, studies, args.epochs),
+        "complete": not args.collect_only,
+        "reports_per_epoch": args.reports_per_epoch,
+        "curves": records,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out, "wt", encoding="utf-8") as handle:
         json.dump(corpus, handle, separators=(",", ":"))
-    print(f"{len(records)} curves of {args.epochs} epochs -> {args.out}")
+    reports = args.epochs * args.reports_per_epoch
+    print(f"{len(records)} curves of {reports} reports ({args.epochs} epochs) -> {args.out}")
     return 0
 
 

@@ -103,6 +103,8 @@ class EvaluationContext:
     trains: bool = True  # False: a worker; use what the study's trainer prepared
     latency_threads: int = 1  # CPU threads latency is timed with (deployment_costs)
     parallel: DataParallelContext | None = None  # data-parallel preparation (torchrun)
+    # Validation reports per epoch; > 1 only for evaluators with reports_within_epochs.
+    reports_per_epoch: int = 1
 
     @cached_property
     def data(self) -> DatasetSplits:
@@ -180,6 +182,8 @@ class Evaluator(abc.ABC, Generic[SettingsT]):
     derives_architecture: ClassVar[bool] = False
     # Where ``prepare`` records its results on the study (``nas show`` prints them).
     summary_attr: ClassVar[str | None] = None
+    # Whether it honours ``context.reports_per_epoch`` > 1 (validation within epochs).
+    reports_within_epochs: ClassVar[bool] = False
 
     def __init__(self, settings: SettingsT, context: EvaluationContext) -> None:
         self.settings = settings

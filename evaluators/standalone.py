@@ -118,6 +118,7 @@ def train_standalone(
     loss_fn: LossFn | None = None,
     checkpoint: Path | None = None,
     fingerprint: Mapping[str, Any] | None = None,
+    reports_per_epoch: int = 1,
 ) -> list[float]:
     """Train ``model`` on ``data.train`` from its current weights; validate every epoch.
 
@@ -146,9 +147,13 @@ def train_standalone(
             epochs it holds are not reported again through ``on_epoch``.
         fingerprint: What else must match for the checkpoint to continue this run (the
             data, the architecture); the settings, epochs and seed are always checked.
+        reports_per_epoch: Validations per epoch, after equal shares of its steps (the
+            last one ends the epoch). With R > 1 every report counts as one "epoch" of
+            ``on_epoch``: reports 1..epochs x R, and the curve has that many values.
+            Checkpoints are still written at the ends of epochs.
 
     Returns:
-        The validation accuracy after each epoch.
+        The validation accuracy after each epoch (each report, with R > 1).
 
     Raises:
         TrainingDiverged: The training loss became NaN or infinite.
@@ -156,6 +161,7 @@ def train_standalone(
         NasError: The training set is empty.
     """
     check_number("epochs", epochs, integer=True, low=1)
+    check_number("reports_per_epoch", reports_per_epoch, integer=True, low=1)
     torch.manual_seed(seed)
     loader = DataLoader(
         data.train,
@@ -168,6 +174,15 @@ def train_standalone(
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise NasError("Cannot train on an empty training set; add examples.")
+    if reports_per_epoch > steps_per_epoch:
+        raise NasError(
+            f"reports_per_epoch={reports_per_epoch} exceeds the {steps_per_epoch} steps of an "
+            "epoch; report at most once per step."
+        )
+    # The step after which each report of an epoch falls: equal shares, the last at its end.
+    report_after = {
+        round(k * steps_per_epoch / reports_per_epoch): k for k in range(1, reports_per_epoch + 1)
+    }
     model.to(device)
     optimizer = _make_optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -176,9 +191,12 @@ def train_standalone(
     if loss_fn is None:
         loss_fn = lambda logits, _, targets: _loss(model, logits, targets, criterion)  # noqa: E731
     run = {**dict(fingerprint or {}), **settings.as_dict(), "epochs": epochs, "seed": seed}
-    state = _TrainingState(model, optimizer, schedule, loader.generator, run)
+    if reports_per_epoch != 1:  # absent at 1, so older checkpoints still resume
+        run["reports_per_epoch"] = reports_per_epoch
+    reports = epochs * reports_per_epoch
+    state = _TrainingState(model, optimizer, schedule, loader.generator, run, reports_per_epoch)
     curve = state.resume(checkpoint) if checkpoint is not None and checkpoint.exists() else []
-    for epoch in range(len(curve) + 1, epochs + 1):
+    for epoch in range(len(curve) // reports_per_epoch + 1, epochs + 1):
         started = time.perf_counter()
         if callable(set_progress):
             set_progress((epoch - 1) / epochs)
@@ -201,20 +219,25 @@ def train_standalone(
                 _check_finite(step_losses[:step], epoch, settings)
             if on_step is not None:
                 on_step(step, steps_per_epoch)
-        accuracy = evaluate_accuracy(model, data.val, device=device)
-        curve.append(accuracy)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, state.snapshot(curve))
-        if on_epoch is not None:
-            on_epoch(
-                EpochReport(
-                    epoch=epoch,
-                    epochs=epochs,
-                    train_loss=float(step_losses.sum()) / max(examples, 1),
-                    val_accuracy=accuracy,
-                    seconds=time.perf_counter() - started,
+            if step not in report_after:
+                continue
+            if step == steps_per_epoch:
+                accuracy = evaluate_accuracy(model, data.val, device=device)
+            else:  # a report within the epoch leaves the random state as it found it
+                accuracy = _evaluate_keeping_random_state(model, data.val, device)
+            curve.append(accuracy)
+            if step == steps_per_epoch and checkpoint is not None:
+                save_checkpoint(checkpoint, state.snapshot(curve))
+            if on_epoch is not None:
+                on_epoch(
+                    EpochReport(
+                        epoch=len(curve),
+                        epochs=reports,
+                        train_loss=float(step_losses[:step].sum()) / max(examples, 1),
+                        val_accuracy=accuracy,
+                        seconds=time.perf_counter() - started,
+                    )
                 )
-            )
     return curve
 
 
@@ -227,6 +250,7 @@ class _TrainingState:
     schedule: torch.optim.lr_scheduler.LRScheduler
     data_order: torch.Generator | None
     fingerprint: dict[str, Any]
+    reports_per_epoch: int = 1
 
     def snapshot(self, curve: list[float]) -> dict[str, Any]:
         assert self.data_order is not None
@@ -249,8 +273,11 @@ class _TrainingState:
         stored = entry(payload, "fingerprint", dict, path, remedy=_RESTART)
         check_fingerprint(stored, self.fingerprint, path, remedy=_RESTART)
         curve = entry(payload, "curve", list, path, remedy=_RESTART)
-        if len(curve) > self.fingerprint["epochs"] or not all(
-            isinstance(value, float) for value in curve
+        reports = self.fingerprint["epochs"] * self.reports_per_epoch
+        if (
+            len(curve) > reports
+            or len(curve) % self.reports_per_epoch
+            or not all(isinstance(value, float) for value in curve)
         ):
             raise CheckpointError(f"Checkpoint {path} has a malformed curve; {_RESTART}.")
         assert self.data_order is not None
@@ -268,6 +295,18 @@ class _TrainingState:
                 f"Checkpoint {path} does not fit this network ({detail}); {_RESTART}."
             ) from error
         return [float(value) for value in curve]
+
+
+def _evaluate_keeping_random_state(
+    model: nn.Module, dataset: Dataset[Any], device: torch.device
+) -> float:
+    """``evaluate_accuracy`` without drawing from torch's global generator (a data loader
+    draws its base seed there), so that training goes on exactly as without the report."""
+    state = torch.get_rng_state()
+    try:
+        return evaluate_accuracy(model, dataset, device=device)
+    finally:
+        torch.set_rng_state(state)
 
 
 def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -344,6 +383,7 @@ class StandaloneEvaluator(Evaluator[TrainSettings]):
     name: ClassVar[str] = "standalone"
     settings_group: ClassVar[str] = "train"
     Settings: ClassVar[type[TrainSettings]] = TrainSettings
+    reports_within_epochs: ClassVar[bool] = True
 
     @classmethod
     def identity(cls, settings: TrainSettings, *, epochs: int) -> dict[str, Any]:
@@ -366,6 +406,7 @@ class StandaloneEvaluator(Evaluator[TrainSettings]):
             seed=trial.seed,
             on_epoch=lambda report: trial.report(report.epoch, report.epochs, report.val_accuracy),
             on_step=trial.step,
+            reports_per_epoch=context.reports_per_epoch,
         )
         trial.keep_weights(model)
         return {"accuracy": curve[-1], **costs}

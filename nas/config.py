@@ -78,6 +78,9 @@ class SearchConfig:
     data_dir: str | None = None  # folder holding cifar10 / image-folder data
     image_size: int | None = None  # folder data sets only (default 32)
     epochs: int = 3  # epochs each trial trains (evaluators that train per trial; pruners)
+    # Validation reports per epoch (evaluator=standalone): the curve, the pruners and the
+    # LC-PFN then see epochs x this many steps instead of one per epoch.
+    reports_per_epoch: int = 1
     seed: int = 0  # base seed; per-trial seeds derive from it
     device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
     # CPU threads torch times a network's latency with (recorded with each trial), so
@@ -307,6 +310,7 @@ def search_schema(space: str, evaluator: str, strategy: str) -> type[SearchConfi
 
     space_class, evaluator_class = get_space_class(space), get_evaluator_class(evaluator)
     required = evaluator_class.space_type
+
     if required is not None and not issubclass(space_class, required):
         raise ConfigError(
             f"evaluator={evaluator} needs a {required.kind} space ({required.__name__}); "
@@ -331,6 +335,25 @@ def search_schema(space: str, evaluator: str, strategy: str) -> type[SearchConfi
         taken.add(group)
         groups.append((group, settings, field(default_factory=settings)))
     return dataclasses.make_dataclass("SearchConfig", groups, bases=(SearchConfig,))
+
+
+def _check_reports_fit(config: SearchConfig) -> None:
+    from evaluators import get_evaluator_class
+
+    if (
+        config.reports_per_epoch != 1
+        and not get_evaluator_class(config.evaluator).reports_within_epochs
+    ):
+        raise ConfigError(
+            f"reports_per_epoch={config.reports_per_epoch} needs an evaluator that validates "
+            f"within an epoch (evaluator=standalone); evaluator={config.evaluator} reports "
+            "once per epoch. Leave reports_per_epoch at 1."
+        )
+
+
+def report_steps(config: SearchConfig) -> int:
+    """The validation reports of a full trial: the steps pruners and the curve count."""
+    return config.epochs * config.reports_per_epoch
 
 
 def evaluator_settings(config: SearchConfig) -> Any:
@@ -454,9 +477,17 @@ def validate_search(config: SearchConfig) -> None:
         )
     _check_objectives(config)
     _check_strategy_fits(config)
+    _check_reports_fit(config)
     for key, limit in vars(config.constraints).items():
         check_optional_number(f"constraints.{key}", limit, low=0.0, low_open=True)
-    for key in ("trials", "workers", "epochs", "heartbeat_interval", "latency_threads"):
+    for key in (
+        "trials",
+        "workers",
+        "epochs",
+        "reports_per_epoch",
+        "heartbeat_interval",
+        "latency_threads",
+    ):
         check_number(key, getattr(config, key), integer=True, low=1)
     check_choice("backend", config.backend, BACKENDS)
     check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nas.config import PRUNERS
+from nas.config import PRUNERS, report_steps
 from nas.core.errors import unknown_choice
 
 if TYPE_CHECKING:
@@ -15,18 +15,21 @@ if TYPE_CHECKING:
 
 
 def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    """The pruner for ``config.pruner``; its warm-up scales with the epoch budget."""
+    """The pruner for ``config.pruner``; its warm-up scales with the epoch budget.
+
+    A step is one validation report: an epoch, or a share of one with
+    ``reports_per_epoch`` > 1.
+    """
     import optuna
 
+    steps = report_steps(config)
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
     if config.pruner == "median":
         # Early epochs of small nets are noisy: judge no trial before half its epochs.
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=max(1, config.epochs // 2)
-        )
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, steps // 2))
     if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps)
     if config.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     if config.pruner == "lcpfn":
@@ -35,7 +38,7 @@ def create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
         from nas.early_stopping import LCPFNPruner
 
         return LCPFNPruner(
-            config.epochs,
+            steps,
             create_curve_stopper(config),
             rank=config.lcpfn.rank,
             startup_trials=config.lcpfn.startup_trials,

@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from nas import store
-from nas.config import SearchConfig, compose_recorded, study_name, to_container
+from nas.config import SearchConfig, compose_recorded, report_steps, study_name, to_container
 from nas.coordination import budget
 from nas.core.errors import ConfigError, StudyError
 from nas.progress import Best, SilentReporter
@@ -85,7 +85,7 @@ def _scheduler(config: SearchConfig) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if config.ray_scheduler == "asha":
-        return ASHAScheduler(time_attr=EPOCH_KEY, max_t=config.epochs, grace_period=1)
+        return ASHAScheduler(time_attr=EPOCH_KEY, max_t=report_steps(config), grace_period=1)
     return FIFOScheduler()
 
 
@@ -170,7 +170,7 @@ def run_with_ray(config: SearchConfig, echo: Any = print) -> tuple[int, bool]:
             )
             grid = tuner.fit()
             results = [grid[i] for i in range(len(grid))]
-            _mark_stopped(study, results, config.epochs)
+            _mark_stopped(study, results, report_steps(config))
             if budget(study).finished == now.finished:  # a round without progress
                 errors = [str(r.error).splitlines()[0] for r in results if r.error is not None]
                 raise StudyError(

@@ -69,6 +69,8 @@ def study_identity(config: SearchConfig) -> dict[str, Any]:
     }
     evaluator_class = get_evaluator_class(config.evaluator)
     identity.update(evaluator_class.identity(evaluator_settings(config), epochs=config.epochs))
+    if config.reports_per_epoch != 1:  # absent at 1, so older studies keep their identity
+        identity["reports_per_epoch"] = config.reports_per_epoch
     return identity
 
 
@@ -250,6 +252,7 @@ def _prepare_evaluator(
         space=opened.space,
         seed=config.seed,
         epochs=config.epochs,
+        reports_per_epoch=config.reports_per_epoch,
         reporter=reporter,
         files=StudyFiles(study, opened.artifacts, echo),
         load_data=load_data,

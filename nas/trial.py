@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas import store
+from nas.config import report_steps
 from nas.core.errors import ArchitectureError, CandidateRejected, NasError
 from nas.core.seeds import derive_seed
 from nas.reuse import ResultCache
@@ -71,7 +72,7 @@ class TrialRules:
         limits = config.constraints
         return cls(
             objectives=list(config.objectives),
-            epochs=config.epochs,
+            epochs=report_steps(config),
             seed=config.seed,
             keep_weights=config.keep_weights,
             limits={

@@ -150,24 +150,25 @@ def test_pow3_fit_recovers_a_power_law() -> None:
 
 @pytest.mark.timeout(900)
 def test_early_stopping_replay_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = _load("early_stopping_replay").main(
-        ["--orders", "1", "--pruners", "none", "lcpfn", "--thresholds", "0.15"]
-    )
+    rows = _load("early_stopping_replay").main(["--orders", "1", "--pruners", "none", "lcpfn"])
 
     none, lcpfn = rows
     assert none["pruner"] == "none" and none["saved"] == 1.0 and none["regret_pp"] == 0.0
-    assert lcpfn["pruner"] == "lcpfn (threshold 0.15)"
-    assert lcpfn["saved"] >= 1.0 and lcpfn["regret_pp"] >= 0.0
-    assert "regret pp" in capsys.readouterr().out
+    assert lcpfn["pruner"] == "lcpfn" and lcpfn["variant"].startswith("threshold ")
+    assert lcpfn["saved"] >= 1.0 and lcpfn["regret_pp"] >= 0.0 and lcpfn["tuning_saved"] >= 1.0
+    out = capsys.readouterr().out
+    assert "judged on the held-out half" in out and "regret pp" in out
 
 
-def test_record_curves_settings_are_a_valid_search() -> None:
-    from nas.config import compose_search
-
-    record = _load("record_curves")
-    args = record._parse(["--trials", "3", "--epochs", "5"])
-    config = compose_search(record.overrides(args))
-    assert (config.trials, config.epochs, config.pruner) == (3, 5, "none")
+def test_the_replay_chooses_the_most_saving_variant_within_the_regret() -> None:
+    choose = _load("early_stopping_replay").choose
+    rows = [
+        {"variant": "a", "saved": 2.0, "regret_pp": 0.1},
+        {"variant": "b", "saved": 5.0, "regret_pp": 0.9},
+        {"variant": "c", "saved": 3.0, "regret_pp": 0.4},
+    ]
+    assert choose(rows, 0.5)["variant"] == "c"
+    assert choose(rows, 0.05)["variant"] == "a"  # none within: the least regret
 
 
 def test_record_corpus_studies_are_valid_searches(tmp_path: Path) -> None:
@@ -188,12 +189,13 @@ def test_record_corpus_studies_are_valid_searches(tmp_path: Path) -> None:
     out = tmp_path / "corpus.json.gz"
     storage = f"sqlite:///{tmp_path}/corpus.db"
     argv = ["--families", "tas,vit_resnas", "--settings", "base,smooth",
-            "--trials", "tas=2,vit_resnas=2",
+            "--trials", "tas=2,vit_resnas=2", "--reports-per-epoch", "2",
             "--epochs", "2", "--out", str(out), "--storage", storage]  # fmt: skip
     assert corpus.main(argv) == 0
     recorded = corpus.load_corpus(out)
     curves = recorded["curves"]
-    assert len(curves) == 8 and all(len(c["curve"]) == 2 for c in curves)
+    assert recorded["reports_per_epoch"] == 2
+    assert len(curves) == 8 and all(len(c["curve"]) == 4 for c in curves)
     for family in ("tas", "vit_resnas"):  # each family split in equal halves
         splits = [c["split"] for c in curves if c["family"] == family]
         assert sorted(splits) == ["held-out", "held-out", "tuning", "tuning"]

@@ -129,6 +129,22 @@ def test_conflicting_resume_is_refused_and_nothing_lost(capsys: pytest.CaptureFi
 
 
 @pytest.mark.e2e
+def test_reports_within_epochs_fill_the_curve_and_fix_the_study(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["search", "space=nasnet", *TINY_SEARCH, "trials=1", "reports_per_epoch=3"]
+    code, out, err = run(capsys, *args, "pruner=lcpfn")
+    assert code == 0, err
+    assert "epoch 6/6" in out
+    (trial,) = load().get_trials()
+    assert len(trial.user_attrs["curve"]) == 6 and sorted(trial.intermediate_values) == [
+        *range(1, 7)
+    ]
+    code, _, err = run(capsys, *args[:-1], "pruner=lcpfn")  # once per epoch: another study
+    assert code == 2 and "reports_per_epoch" in err and err.count("\n") == 1
+
+
+@pytest.mark.e2e
 def test_multi_objective_search_shows_pareto_front(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys,

@@ -15,6 +15,17 @@ def test_evonorm_preset_has_one_objective_per_host() -> None:
     assert config.evolution.selection == "tournament" and config.evolution.mutation == "one"
 
 
+def test_pruners_count_every_report_as_a_step() -> None:
+    from nas.pruners import create_pruner
+
+    config = compose_search(["epochs=5", "reports_per_epoch=4", "pruner=lcpfn"])
+    assert create_pruner(config).final_epoch == 20
+    hyperband = create_pruner(
+        compose_search(["epochs=5", "reports_per_epoch=4", "pruner=hyperband"])
+    )
+    assert hyperband._max_resource == 20
+
+
 def test_preset_then_overrides() -> None:
     config = compose_search(["epochs=7", "objectives=[accuracy,flops]", "model.cells_per_stage=2"])
     assert config.epochs == 7
@@ -66,6 +77,11 @@ def test_preset_then_overrides() -> None:
         (["supernet.lr=0.1"], "Unknown key 'supernet'"),
         (["evaluator=supernet"], "needs a weight-sharing space .* space=nasnet is not one"),
         (["search"], "Expected key=value, got 'search'"),
+        (["reports_per_epoch=0"], "reports_per_epoch must be an integer >= 1"),
+        (
+            ["space=bignas", "evaluator=supernet", "reports_per_epoch=4"],
+            "reports_per_epoch=4 needs an evaluator that validates within an epoch",
+        ),
         (["+foo=1"], "adding or deleting keys is not supported"),
     ],
 )

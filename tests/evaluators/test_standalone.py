@@ -242,3 +242,45 @@ def test_evaluate_accuracy_counts_exactly_and_restores_mode() -> None:
     assert model.training
     with pytest.raises(NasError, match="empty"):
         evaluate_accuracy(model, TensorDataset(torch.zeros(0, 1), torch.zeros(0)), device=CPU)
+
+
+def test_reports_within_epochs_leave_training_unchanged_and_resume(
+    digits: DatasetSplits, tmp_path: Any
+) -> None:
+    settings = TrainSettings(lr=0.1)
+    once = train_standalone(_cnn(), digits, settings, epochs=2, device=CPU, seed=5)
+    reports: list[EpochReport] = []
+    thrice = train_standalone(
+        _cnn(),
+        digits,
+        settings,
+        epochs=2,
+        device=CPU,
+        seed=5,
+        reports_per_epoch=3,
+        on_epoch=reports.append,
+    )
+    # Validating within an epoch does not change what is trained: every third report is
+    # the end-of-epoch value of the run that reports once per epoch.
+    assert len(thrice) == 6 and thrice[2::3] == once
+    assert [(r.epoch, r.epochs) for r in reports] == [(k, 6) for k in range(1, 7)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_report_five(report: EpochReport) -> None:
+        if report.epoch == 5:
+            raise Stop
+
+    path = tmp_path / "run.pt"
+    run = {"epochs": 2, "device": CPU, "seed": 5, "reports_per_epoch": 3, "checkpoint": path}
+    with pytest.raises(Stop):
+        train_standalone(_cnn(), digits, settings, **run, on_epoch=stop_at_report_five)
+    resumed: list[EpochReport] = []
+    curve = train_standalone(_cnn(), digits, settings, **run, on_epoch=resumed.append)
+    assert curve == thrice  # epoch 2 trained again from the checkpoint of epoch 1
+    assert [r.epoch for r in resumed] == [4, 5, 6]
+    with pytest.raises(NasError, match="reports_per_epoch=1000 exceeds the 23 steps"):
+        train_standalone(
+            _cnn(), digits, settings, epochs=1, device=CPU, seed=0, reports_per_epoch=1000
+        )
