@@ -66,8 +66,11 @@ def _instant_training(
     seed: int,
     on_epoch: Callable[[Any], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    reports_per_epoch: int = 1,
 ) -> list[float]:
-    """Stands in for ``evaluators.train_standalone``: reports every epoch, trains nothing."""
+    """Stands in for ``evaluators.train_standalone``: reports every epoch, trains nothing
+    (the benchmark's studies report once per epoch)."""
+    assert reports_per_epoch == 1
     from evaluators import EpochReport
 
     curve = []

@@ -204,6 +204,19 @@ def train_standalone(
         # Per-step summed losses, kept on the device; see _CHECK_EVERY.
         step_losses = torch.zeros(steps_per_epoch, device=device)
         examples = 0
+
+        def report(accuracy: float, steps_done: int) -> None:
+            if on_epoch is not None:
+                on_epoch(
+                    EpochReport(
+                        epoch=len(curve),
+                        epochs=reports,
+                        train_loss=float(step_losses[:steps_done].sum()) / max(examples, 1),
+                        val_accuracy=accuracy,
+                        seconds=time.perf_counter() - started,
+                    )
+                )
+
         for step, (inputs, targets) in enumerate(loader, start=1):
             inputs, targets = inputs.to(device), targets.to(device)
             loss = loss_fn(model(inputs), inputs, targets)
@@ -219,25 +232,16 @@ def train_standalone(
                 _check_finite(step_losses[:step], epoch, settings)
             if on_step is not None:
                 on_step(step, steps_per_epoch)
-            if step not in report_after:
-                continue
-            if step == steps_per_epoch:
-                accuracy = evaluate_accuracy(model, data.val, device=device)
-            else:  # a report within the epoch leaves the random state as it found it
-                accuracy = _evaluate_keeping_random_state(model, data.val, device)
-            curve.append(accuracy)
-            if step == steps_per_epoch and checkpoint is not None:
-                save_checkpoint(checkpoint, state.snapshot(curve))
-            if on_epoch is not None:
-                on_epoch(
-                    EpochReport(
-                        epoch=len(curve),
-                        epochs=reports,
-                        train_loss=float(step_losses[:step].sum()) / max(examples, 1),
-                        val_accuracy=accuracy,
-                        seconds=time.perf_counter() - started,
-                    )
-                )
+            if step in report_after and step < steps_per_epoch:
+                # A report within the epoch leaves the random state as it found it.
+                curve.append(_evaluate_keeping_random_state(model, data.val, device))
+                report(curve[-1], step)
+        # After the loop, not at its last step: the sampler draws from the data-order
+        # generator once its last batch is out, and the checkpoint must hold that state.
+        curve.append(evaluate_accuracy(model, data.val, device=device))
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state.snapshot(curve))
+        report(curve[-1], steps_per_epoch)
     return curve
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -10,7 +11,7 @@ import optuna
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from evaluators import (
     EpochReport,
@@ -284,3 +285,36 @@ def test_reports_within_epochs_leave_training_unchanged_and_resume(
         train_standalone(
             _cnn(), digits, settings, epochs=1, device=CPU, seed=0, reports_per_epoch=1000
         )
+
+
+@pytest.mark.parametrize("full_last_batch", [True, False])
+def test_resume_after_an_epoch_is_exact_whether_or_not_the_last_batch_is_full(
+    digits: DatasetSplits, tmp_path: Any, full_last_batch: bool
+) -> None:
+    # The sampler draws the next order from the data-order generator after its last
+    # batch; a checkpoint written before that draw resumed a different data order.
+    examples = 640 if full_last_batch else 650
+    data = dataclasses.replace(
+        digits, train=Subset(digits.train, range(examples)), num_train=examples
+    )
+    settings = TrainSettings(lr=0.1, batch_size=64)
+    run = {"epochs": 3, "device": CPU, "seed": 2}
+    model = _cnn()
+    whole = train_standalone(model, data, settings, **run)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_two(report: EpochReport) -> None:
+        if report.epoch == 2:
+            raise Stop
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(Stop):
+        train_standalone(
+            _cnn(), data, settings, **run, checkpoint=path, on_epoch=stop_after_epoch_two
+        )
+    resumed_model = _cnn()
+    assert train_standalone(resumed_model, data, settings, **run, checkpoint=path) == whole
+    for name, value in model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
