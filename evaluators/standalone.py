@@ -205,18 +205,6 @@ def train_standalone(
         step_losses = torch.zeros(steps_per_epoch, device=device)
         examples = 0
 
-        def report(accuracy: float, steps_done: int) -> None:
-            if on_epoch is not None:
-                on_epoch(
-                    EpochReport(
-                        epoch=len(curve),
-                        epochs=reports,
-                        train_loss=float(step_losses[:steps_done].sum()) / max(examples, 1),
-                        val_accuracy=accuracy,
-                        seconds=time.perf_counter() - started,
-                    )
-                )
-
         for step, (inputs, targets) in enumerate(loader, start=1):
             inputs, targets = inputs.to(device), targets.to(device)
             loss = loss_fn(model(inputs), inputs, targets)
@@ -235,13 +223,15 @@ def train_standalone(
             if step in report_after and step < steps_per_epoch:
                 # A report within the epoch leaves the random state as it found it.
                 curve.append(_evaluate_keeping_random_state(model, data.val, device))
-                report(curve[-1], step)
+                if on_epoch is not None:
+                    on_epoch(_report(curve, reports, step_losses[:step], examples, started))
         # After the loop, not at its last step: the sampler draws from the data-order
         # generator once its last batch is out, and the checkpoint must hold that state.
         curve.append(evaluate_accuracy(model, data.val, device=device))
         if checkpoint is not None:
             save_checkpoint(checkpoint, state.snapshot(curve))
-        report(curve[-1], steps_per_epoch)
+        if on_epoch is not None:
+            on_epoch(_report(curve, reports, step_losses, examples, started))
     return curve
 
 
@@ -299,6 +289,19 @@ class _TrainingState:
                 f"Checkpoint {path} does not fit this network ({detail}); {_RESTART}."
             ) from error
         return [float(value) for value in curve]
+
+
+def _report(
+    curve: list[float], reports: int, step_losses: torch.Tensor, examples: int, started: float
+) -> EpochReport:
+    """The report of the curve's last value; ``step_losses`` are the epoch's steps so far."""
+    return EpochReport(
+        epoch=len(curve),
+        epochs=reports,
+        train_loss=float(step_losses.sum()) / max(examples, 1),
+        val_accuracy=curve[-1],
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _evaluate_keeping_random_state(
