@@ -88,22 +88,32 @@ def real_cutoffs(epochs: int) -> list[int]:
 def _real_held_out_scores(model: Any, corpus_path: str) -> dict[str, Any]:
     """Final-value scores on the corpus's held-out half, for the card."""
     from evaluators.lcpfn.corpus import load_curve_corpus
-    from evaluators.lcpfn.evaluate import score_at_cutoffs
+    from evaluators.lcpfn.evaluate import rank_correlation, score_at_cutoffs
 
     held_out = load_curve_corpus(corpus_path, "held-out")
     scores = score_at_cutoffs(model.cpu(), held_out.curves, real_cutoffs(held_out.epochs))
+    final = held_out.curves[:, -1].astype(float)
+    rows = []
     for row in scores:
+        # The last observed value as the prediction: the baseline to beat.
+        last = held_out.curves[:, row.cutoff - 1].astype(float)
+        baseline = {
+            "mse": float(((last - final) ** 2).mean()),
+            "spearman": rank_correlation(last, final),
+        }
         print(
             f"real held-out cutoff {row.cutoff}/{held_out.epochs}: log-likelihood "
-            f"{row.log_likelihood:.3f}, MSE {row.mse:.2e}, 90% coverage {row.coverage90:.3f}, "
-            f"Spearman {row.spearman:.3f}"
+            f"{row.log_likelihood:.3f}, MSE {row.mse:.2e} (last value {baseline['mse']:.2e}), "
+            f"90% coverage {row.coverage90:.3f}, Spearman {row.spearman:.3f} (last value "
+            f"{baseline['spearman']:.3f})"
         )
+        rows.append({**row.as_dict(), "last_value": baseline})
     return {
         "corpus": corpus_path,
         "curves": len(held_out),
         "digest": held_out.digest,
         "target": f"value at epoch {held_out.epochs}",
-        "scores": [row.as_dict() for row in scores],
+        "scores": rows,
     }
 
 

@@ -50,6 +50,37 @@ def test_predictive_distribution_is_calibrated_on_held_out_prior_curves() -> Non
         assert scores.log_likelihood > 1.0, scores
 
 
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "benchmarks" / "data" / "real_curves.json.gz"
+PRIOR = REPO / "evaluators" / "lcpfn" / "pretrained" / "lcpfn-prior.safetensors"
+
+
+def test_the_shipped_network_is_the_prior_network_fine_tuned_on_the_shipped_corpus(
+    card: dict,
+) -> None:
+    from evaluators.lcpfn.corpus import load_curve_corpus
+
+    assert card["init"] == "evaluators/lcpfn/pretrained/lcpfn-prior.safetensors"
+    assert card["corpus"]["path"] == "benchmarks/data/real_curves.json.gz"
+    held_out = load_curve_corpus(CORPUS, "held-out")
+    assert card["corpus"]["digest"] == load_curve_corpus(CORPUS, "tuning").digest
+    recorded = card["real_held_out"]
+    assert recorded["digest"] == held_out.digest
+    cutoffs = [row["cutoff"] for row in recorded["scores"]]
+    scores = score_at_cutoffs(load_lcpfn(), held_out.curves, cutoffs)
+    for now, then in zip(scores, recorded["scores"], strict=True):
+        assert now.log_likelihood == pytest.approx(then["log_likelihood"], abs=1e-3)
+        assert now.mse == pytest.approx(then["mse"], rel=1e-3)
+
+
+def test_fine_tuning_kept_what_the_prior_network_knows(card: dict) -> None:
+    prior = json.loads(PRIOR.with_suffix(".json").read_text(encoding="utf-8"))
+    for tuned, base in zip(card["held_out"]["scores"], prior["held_out"]["scores"], strict=True):
+        assert tuned["cutoff"] == base["cutoff"]
+        # At most 5% of the prior-curve log-likelihood given up for the real curves.
+        assert tuned["log_likelihood"] >= 0.95 * base["log_likelihood"], (tuned, base)
+
+
 def _copy(tmp_path: Path) -> Path:
     weights = tmp_path / "net.safetensors"
     shutil.copy(pretrained_path(), weights)
