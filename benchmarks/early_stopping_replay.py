@@ -116,7 +116,7 @@ class CachedPredictions:
         self._predictor = predictor
         self.final = curves.shape[1]
         prefixes = [row[:cut].tolist() for row in curves for cut in range(1, self.final)]
-        logits = predictor.predict(prefixes, at_epoch=[self.final]).logits
+        logits = predictor.predict(prefixes, at_epoch=[self.final], run_epochs=self.final).logits
         self._logits = {tuple(p): logits[i : i + 1] for i, p in enumerate(prefixes)}
 
     def predict(self, curves: Sequence[Sequence[float]], at_epoch: int | Sequence[int]) -> Any:

@@ -37,9 +37,10 @@ if TYPE_CHECKING:
 def to_model_epochs(curve: Sequence[float], final_epoch: int, length: int) -> list[float]:
     """The observed curve on the network's epoch grid of ``length`` epochs.
 
-    Runs up to ``length`` epochs are the first epochs of a prior curve as they are.
-    Longer runs are subsampled: model epoch ``k`` takes the value observed at epoch
-    ``ceil(k * final_epoch / length)``, so the final epoch maps to model epoch ``length``.
+    Runs up to ``length`` epochs keep every epoch (the predictor stretches them over the
+    grid, ``run_epochs=final_epoch``). Longer runs are subsampled: model epoch ``k`` takes
+    the value observed at epoch ``ceil(k * final_epoch / length)``. Either way the
+    final epoch maps to model epoch ``length``: the prior's curves are whole runs.
     """
     if final_epoch <= length:
         return list(curve)
@@ -99,7 +100,7 @@ class CurveStopper:
         query = min(final_epoch, self.length)
         if not mapped or len(mapped) >= query:
             return 1.0
-        prediction = self.predictor.predict([mapped], at_epoch=query)
+        prediction = self.predictor.predict([mapped], at_epoch=query, run_epochs=query)
         return float(prediction.prob_better(target)[0])
 
     def should_stop(self, curve: Sequence[float], final_epoch: int, target: float | None) -> bool:

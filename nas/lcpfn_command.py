@@ -104,8 +104,8 @@ def _real_held_out_scores(model: Any, corpus_path: str) -> dict[str, Any]:
         print(
             f"real held-out cutoff {row.cutoff}/{held_out.epochs}: log-likelihood "
             f"{row.log_likelihood:.3f}, MSE {row.mse:.2e} (last value {baseline['mse']:.2e}), "
-            f"90% coverage {row.coverage90:.3f}, Spearman {row.spearman:.3f} (last value "
-            f"{baseline['spearman']:.3f})"
+            f"90% coverage {row.coverage90:.3f}, Spearman of the mean {row.spearman:.3f} and "
+            f"of the median {row.spearman_median:.3f} (last value {baseline['spearman']:.3f})"
         )
         rows.append({**row.as_dict(), "last_value": baseline})
     return {

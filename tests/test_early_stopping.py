@@ -34,6 +34,14 @@ def test_model_grid_keeps_short_runs_and_subsamples_long_ones() -> None:
     assert to_model_epochs(long[:2], final_epoch=300, length=100) == []
 
 
+def test_stopper_reads_a_short_run_as_a_whole_run_on_the_grid(stopper: CurveStopper) -> None:
+    predictor = stopper.predictor
+    stretched = predictor.predict([HOPELESS], at_epoch=20, run_epochs=20).prob_better(0.9)
+    assert stopper.prob_better(HOPELESS, 20, 0.9) == pytest.approx(float(stretched[0]))
+    unstretched = predictor.predict([HOPELESS], at_epoch=20).prob_better(0.9)
+    assert float(stretched[0]) != pytest.approx(float(unstretched[0]))
+
+
 def test_stopper_stops_hopeless_and_keeps_leading(stopper: CurveStopper) -> None:
     assert stopper.prob_better(HOPELESS, 20, 0.95) < 0.01
     assert stopper.should_stop(HOPELESS, 20, 0.95)

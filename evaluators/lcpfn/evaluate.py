@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from evaluators.lcpfn.model import LCPFN
+from evaluators.lcpfn.model import LCPFN, run_grid_scale
 from evaluators.lcpfn.prior import sample_curves
 from nas.core.validation import check_number
 
@@ -48,6 +48,8 @@ class CutoffScores:
         bias: Mean of predicted minus true final value.
         spearman: Rank correlation of the predicted mean with the true final value,
             what pruning by comparison with other trials depends on.
+        spearman_median: The same for the predicted median, which the long lower tail
+            of a curve that might still collapse does not drag down as it does the mean.
     """
 
     cutoff: int
@@ -58,6 +60,7 @@ class CutoffScores:
     width90: float
     bias: float
     spearman: float
+    spearman_median: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -77,11 +80,13 @@ def score_at_cutoffs(
     model: LCPFN, curves: np.ndarray, cutoffs: Sequence[int] = CUTOFFS
 ) -> list[CutoffScores]:
     """Score ``model`` on ``curves`` (shape (n, epochs), epochs <= model.config.length)
-    at each cutoff: the value of the last epoch is predicted from the first ``cutoff``."""
+    at each cutoff: the value of the last epoch is predicted from the first ``cutoff``;
+    curves shorter than the network are whole runs, stretched over its grid."""
     length = model.config.length
     if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
         raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
     target = curves.shape[1]
+    scale = run_grid_scale(target, length)  # a shorter run is stretched over the grid
     model.eval()
     device = model.head.weight.device
     final = torch.from_numpy(np.ascontiguousarray(curves[:, -1])).to(device)  # (n,)
@@ -91,13 +96,13 @@ def score_at_cutoffs(
         prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cutoff])).to(device)
         logits = torch.cat(
             [
-                model.predict(part, [target])[:, 0]  # (chunk, buckets)
+                model.predict(part, [target], epoch_scale=scale)[:, 0]  # (chunk, buckets)
                 for part in prefix.split(_CHUNK)
             ]
         )  # (n, buckets)
         dist = model.distribution
         low, high = dist.quantile(logits, 0.05), dist.quantile(logits, 0.95)
-        mean = dist.mean(logits)
+        mean, median = dist.mean(logits), dist.quantile(logits, 0.5)
         results.append(
             CutoffScores(
                 cutoff=cutoff,
@@ -108,6 +113,7 @@ def score_at_cutoffs(
                 width90=float((high - low).mean()),
                 bias=float((mean - final).mean()),
                 spearman=rank_correlation(mean.cpu().numpy(), final.cpu().numpy()),
+                spearman_median=rank_correlation(median.cpu().numpy(), final.cpu().numpy()),
             )
         )
     return results

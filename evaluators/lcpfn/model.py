@@ -56,6 +56,20 @@ class LCPFNConfig:
             )
 
 
+def run_grid_scale(run_epochs: int, length: int) -> float:
+    """Where a run of ``run_epochs`` epochs puts its epochs on a grid of ``length``.
+
+    The prior's curves are whole runs of ``length`` epochs, and a real run's learning rate
+    schedule ends with the run (a cosine schedule flattens its last epochs), so a shorter
+    run is stretched over the whole grid: epoch e at ``e * length / run_epochs``, its last
+    epoch at ``length``. Read as the first epochs of a longer prior curve instead, its
+    flat end looked like a curve that still had most of its growth ahead. Longer runs are
+    subsampled onto the grid by the caller (``nas.early_stopping.to_model_epochs``).
+    """
+    check_number("run_epochs", run_epochs, integer=True, low=1)
+    return length / run_epochs if run_epochs < length else 1.0
+
+
 class _Block(nn.Module):
     """Pre-norm transformer block whose attention follows a boolean mask."""
 
@@ -172,6 +186,7 @@ class LCPFN(nn.Module):
         query_epochs: Sequence[int] | torch.Tensor,
         *,
         lengths: Sequence[int] | torch.Tensor | None = None,
+        epoch_scale: float = 1.0,
     ) -> torch.Tensor:
         """Logits for ``query_epochs`` of each curve, given its first observed epochs.
 
@@ -182,6 +197,9 @@ class LCPFN(nn.Module):
                 alike or (B, Q) per curve.
             lengths: Observed epochs per curve, shape (B,), for a padded ``observed``;
                 all N when omitted. Values past a curve's length are ignored.
+            epoch_scale: Every epoch, observed or queried, sits at this multiple of its
+                number on the network's grid: ``length / E`` stretches a run of E epochs
+                over the whole grid (see ``run_grid_scale``).
 
         Returns:
             Logits of shape (B, Q, buckets); ``self.distribution`` turns them into
@@ -218,7 +236,7 @@ class LCPFN(nn.Module):
                 f"query_epochs must have shape (Q,) or ({B}, Q), but got {tuple(queries.shape)}."
             )
         prefix = torch.arange(1, N + 1, device=device, dtype=torch.float32).expand(B, N)
-        epochs = torch.cat([prefix, queries], dim=1)  # (B, N + Q)
+        epochs = torch.cat([prefix, queries], dim=1) * epoch_scale  # (B, N + Q)
         inputs = torch.cat([values, torch.zeros_like(queries)], dim=1)  # (B, N + Q)
         seen = torch.arange(N, device=device) < count[:, None]  # (B, N)
         mask = torch.cat([seen, torch.zeros_like(queries, dtype=torch.bool)], dim=1)

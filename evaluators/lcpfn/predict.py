@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from evaluators.lcpfn.bar_distribution import BarDistribution
-from evaluators.lcpfn.model import LCPFN
+from evaluators.lcpfn.model import LCPFN, run_grid_scale
 from nas.core.errors import ConfigError
 from nas.core.validation import check_number
 
@@ -207,22 +207,33 @@ class CurvePredictor:
         self.scale = CurveScale.accuracy() if scale is None else scale
 
     def predict(
-        self, curves: Sequence[Sequence[float]], at_epoch: int | Sequence[int]
+        self,
+        curves: Sequence[Sequence[float]],
+        at_epoch: int | Sequence[int],
+        *,
+        run_epochs: int | None = None,
     ) -> Prediction:
         """The distribution of each curve's value at ``at_epoch``.
 
         Args:
             curves: Observed values of epochs 1, 2, ... per curve, in metric units;
-                each needs at least one value and fewer than ``model.config.length``.
+                each needs at least one value and fewer than ``run_epochs``.
             at_epoch: Epoch (counted from 1) or epochs to predict, the same for every
                 curve; each must come after every curve's last observed epoch and be at
-                most ``model.config.length``.
+                most ``run_epochs``.
+            run_epochs: Epochs of the runs the curves come from, 2 to
+                ``model.config.length``; a shorter run is stretched over the network's
+                grid (``run_grid_scale``). Default: ``model.config.length``.
 
         Raises:
             ConfigError: An empty batch or curve, a curve too long, a value that is not
                 finite or outside the scale's domain, or an epoch out of range.
         """
-        length = self.model.config.length
+        network_length = self.model.config.length
+        if run_epochs is None:
+            run_epochs = network_length
+        check_number("run_epochs", run_epochs, integer=True, low=2, high=network_length)
+        length = run_epochs
         if isinstance(curves, (str, bytes)) or not isinstance(curves, Sequence) or not curves:
             raise ConfigError("curves must be a non-empty list of curves (lists of values).")
         rows: list[np.ndarray] = []
@@ -233,8 +244,8 @@ class CurvePredictor:
                 raise ConfigError(f"curves[{index}] must be a list of numbers: {error}.") from None
             if not 1 <= values.size < length:
                 raise ConfigError(
-                    f"Each curve needs 1 to {length - 1} observed epochs (the model's length "
-                    f"is {length}), but curves[{index}] has {values.size}."
+                    f"Each curve needs 1 to {length - 1} observed epochs (runs of {length} "
+                    f"epochs), but curves[{index}] has {values.size}."
                 )
             self.scale.check(values, f"curves[{index}]")
             rows.append(self.scale.to_unit(values))
@@ -252,14 +263,17 @@ class CurvePredictor:
             ):
                 raise ConfigError(
                     f"at_epoch must be an integer after every curve's last observed epoch "
-                    f"(the longest curve has {longest}) and at most the model's length "
-                    f"{length}, but got at_epoch={epoch!r}."
+                    f"(the longest curve has {longest}) and at most the run's {length} "
+                    f"epochs, but got at_epoch={epoch!r}."
                 )
             epochs.append(int(epoch))
-        logits = self._logits(rows, torch.tensor(epochs, dtype=torch.float32))
+        scale = run_grid_scale(run_epochs, network_length)
+        logits = self._logits(rows, torch.tensor(epochs, dtype=torch.float32), scale)
         return Prediction(logits, self.model.distribution, self.scale, tuple(epochs), single)
 
-    def _logits(self, rows: list[np.ndarray], queries: torch.Tensor) -> torch.Tensor:
+    def _logits(
+        self, rows: list[np.ndarray], queries: torch.Tensor, epoch_scale: float
+    ) -> torch.Tensor:
         """Logits (B, Q, buckets) in the order of ``rows``, from chunks of similar length.
 
         Padding every curve to the longest one wastes most of a batch whose lengths
@@ -277,7 +291,10 @@ class CurvePredictor:
             with torch.inference_mode():
                 parts.append(
                     self.model.predict(
-                        torch.from_numpy(padded), queries, lengths=torch.tensor(lengths)
+                        torch.from_numpy(padded),
+                        queries,
+                        lengths=torch.tensor(lengths),
+                        epoch_scale=epoch_scale,
                     )
                 )
         logits = torch.cat(parts)  # (B, Q, buckets), sorted by length

@@ -29,7 +29,7 @@ from torch import nn
 
 from evaluators.lcpfn.bar_distribution import fit_borders
 from evaluators.lcpfn.corpus import CurveCorpus
-from evaluators.lcpfn.model import LCPFN, LCPFNConfig
+from evaluators.lcpfn.model import LCPFN, LCPFNConfig, run_grid_scale
 from evaluators.lcpfn.prior import sample_curves
 from nas.core.checkpoint import (
     CheckpointError,
@@ -229,7 +229,9 @@ def _scored_log_probs(
     width = int(lengths[0])
     curves = torch.from_numpy(np.ascontiguousarray(values[:, :width])).to(device)  # (b, W)
     positions = torch.arange(width, device=device)
-    epochs = (positions + 1).to(torch.float32).expand(len(curves), -1)  # (b, W)
+    # A corpus curve is a whole run, stretched over the grid as predictions will see it.
+    scale = run_grid_scale(width, model.config.length)
+    epochs = ((positions + 1).to(torch.float32) * scale).expand(len(curves), -1)  # (b, W)
     observed = positions < torch.from_numpy(cuts).to(device)[:, None]  # (b, W)
     logits = model(epochs, curves, observed)  # (b, W, buckets)
     return model.distribution.log_prob(logits, curves)[~observed]

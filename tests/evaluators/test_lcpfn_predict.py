@@ -97,6 +97,9 @@ def test_batch_equals_one_by_one(predictor: CurvePredictor) -> None:
         ([[0.1]], 21, "at most"),
         ([[0.1]], [], "at least one"),
         ([[0.1]], 5.0, "integer"),
+        ([[0.1] * 5], {"at_epoch": 5, "run_epochs": 5}, "1 to 4"),
+        ([[0.1]], {"at_epoch": 6, "run_epochs": 5}, "at most the run's 5"),
+        ([[0.1]], {"at_epoch": 5, "run_epochs": 21}, "run_epochs must be"),
         ([[0.1, float("nan")]], 20, "finite"),
         ([[0.1, 1.5]], 20, r"in \[0, 1\]"),
     ],
@@ -104,8 +107,24 @@ def test_batch_equals_one_by_one(predictor: CurvePredictor) -> None:
 def test_bad_inputs_raise_config_error(
     predictor: CurvePredictor, curves: Any, at_epoch: Any, match: str
 ) -> None:
+    keywords = at_epoch if isinstance(at_epoch, dict) else {"at_epoch": at_epoch}
     with pytest.raises(ConfigError, match=match):
-        predictor.predict(curves, at_epoch)
+        predictor.predict(curves, **keywords)
+
+
+def test_a_shorter_run_is_stretched_over_the_whole_grid(model: LCPFN) -> None:
+    # A run of 5 epochs: its epoch e sits where epoch 4e of a 20-epoch prior curve does,
+    # and its last epoch is the grid's last.
+    curve = [0.3, 0.5, 0.6]
+    stretched = CurvePredictor(model).predict([curve], at_epoch=5, run_epochs=5)
+    epochs = torch.tensor([[4.0, 8.0, 12.0, 20.0]])
+    observed = torch.tensor([[True, True, True, False]])
+    with torch.no_grad():
+        direct = model(epochs, torch.tensor([[*curve, 0.0]]), observed)[:, -1:]
+    torch.testing.assert_close(stretched.logits, direct)
+    # A run as long as the network is not moved.
+    whole = CurvePredictor(model).predict([curve], at_epoch=20, run_epochs=20).logits
+    torch.testing.assert_close(whole, CurvePredictor(model).predict([curve], at_epoch=20).logits)
 
 
 def test_bad_scales_and_levels(predictor: CurvePredictor) -> None:

@@ -73,6 +73,19 @@ def test_the_shipped_network_is_the_prior_network_fine_tuned_on_the_shipped_corp
         assert now.mse == pytest.approx(then["mse"], rel=1e-3)
 
 
+def test_on_real_curves_the_shipped_network_beats_the_prior_one_and_is_calibrated() -> None:
+    from evaluators.lcpfn.corpus import load_curve_corpus
+    from nas.lcpfn_command import real_cutoffs
+
+    held_out = load_curve_corpus(CORPUS, "held-out")
+    cutoffs = real_cutoffs(held_out.epochs)
+    shipped = score_at_cutoffs(load_lcpfn(), held_out.curves, cutoffs)
+    prior = score_at_cutoffs(load_lcpfn(PRIOR), held_out.curves, cutoffs)
+    for tuned, base in zip(shipped, prior, strict=True):
+        assert tuned.log_likelihood > base.log_likelihood and tuned.mse < base.mse, (tuned, base)
+        assert 0.85 <= tuned.coverage90 <= 0.95, tuned
+
+
 def test_fine_tuning_kept_what_the_prior_network_knows(card: dict) -> None:
     prior = json.loads(PRIOR.with_suffix(".json").read_text(encoding="utf-8"))
     for tuned, base in zip(card["held_out"]["scores"], prior["held_out"]["scores"], strict=True):
