@@ -119,10 +119,16 @@ class CachedPredictions:
         logits = predictor.predict(prefixes, at_epoch=[self.final], run_epochs=self.final).logits
         self._logits = {tuple(p): logits[i : i + 1] for i, p in enumerate(prefixes)}
 
-    def predict(self, curves: Sequence[Sequence[float]], at_epoch: int | Sequence[int]) -> Any:
+    def predict(
+        self,
+        curves: Sequence[Sequence[float]],
+        at_epoch: int | Sequence[int],
+        *,
+        run_epochs: int | None = None,
+    ) -> Any:
         from evaluators.lcpfn import Prediction
 
-        assert at_epoch == self.final and len(curves) == 1, (at_epoch, len(curves))
+        assert at_epoch == run_epochs == self.final and len(curves) == 1, (at_epoch, run_epochs)
         logits = self._logits[tuple(float(v) for v in curves[0])]
         return Prediction(
             logits, self._predictor.model.distribution, self.scale, (self.final,), True
