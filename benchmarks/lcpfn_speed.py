@@ -4,7 +4,7 @@
 each cut at an epoch drawn uniformly from [1, 99] (seed 1), are predicted at the final
 epoch 100 in ONE call of ``CurvePredictor.predict``, on the CPU with ``--threads`` torch
 threads. Each model is timed twice in the same run: ``sorted chunks`` is the default
-(curves sorted by length, 128 per forward pass, each padded to its own longest) and
+(curves sorted by length, ``DEFAULT_CHUNK_SIZE`` per pass, each padded to its own longest) and
 ``one padded pass`` pads every curve to the longest one (``chunk_size`` = all curves),
 the plain alternative; ``x`` is its time over the chunked one. ``seconds`` is the median
 of ``--repeats`` calls after one warm-up call; each call includes the input checks,
@@ -70,10 +70,11 @@ def _model(size: str) -> Any:
 
 def _rows(size: str, curves: list[list[float]], args: argparse.Namespace) -> list[dict[str, Any]]:
     from evaluators.lcpfn import CurvePredictor
+    from evaluators.lcpfn.predict import DEFAULT_CHUNK_SIZE
 
     model = _model(size)
     rows = []
-    for mode, chunk in (("sorted chunks", 128), ("one padded pass", len(curves))):
+    for mode, chunk in (("sorted chunks", DEFAULT_CHUNK_SIZE), ("one padded pass", len(curves))):
         predictor = CurvePredictor(model, device="cpu", chunk_size=chunk)
 
         def call(predictor: CurvePredictor = predictor) -> None:

@@ -181,6 +181,11 @@ class Prediction:
         return self._out(1.0 - self.distribution.cdf(self.logits, unit), to_metric=False)
 
 
+# Curves per forward pass: smaller chunks pad less, larger ones make fewer passes; 32-48
+# was fastest for 1,000 curves of lengths 1-99 on one CPU thread (about 10% under 128).
+DEFAULT_CHUNK_SIZE = 48
+
+
 class CurvePredictor:
     """Predicts later epochs of partial curves in a few padded forward passes.
 
@@ -198,7 +203,7 @@ class CurvePredictor:
         *,
         scale: CurveScale | None = None,
         device: torch.device | str = "cpu",
-        chunk_size: int = 128,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         check_number("chunk_size", chunk_size, integer=True, low=1)
         self.chunk_size = chunk_size
