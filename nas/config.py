@@ -210,10 +210,31 @@ def parse_overrides(args: Sequence[str]) -> DictConfig:
             raise ConfigError(
                 f"'{arg}': adding or deleting keys is not supported; use {key[1:]}=VALUE."
             )
+    import yaml  # OmegaConf reads each value as YAML
+
     try:
         return OmegaConf.from_dotlist(list(args))
     except OmegaConfBaseException as error:
         raise ConfigError(f"Could not parse overrides {list(args)}: {error.msg}") from None
+    except yaml.YAMLError:
+        raise _unreadable_value(args) from None
+
+
+def _unreadable_value(args: Sequence[str]) -> ConfigError:
+    """A one-line error naming the override whose value YAML cannot read (a ``!!tag``,
+    an unclosed bracket); yaml's own message spans several lines."""
+    import yaml
+
+    for arg in args:
+        try:
+            OmegaConf.from_dotlist([arg])
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return ConfigError(
+                f"Cannot read the value of '{arg}' ({problem}); values are YAML: a word, "
+                "a number or a [list], without tags such as !!python."
+            )
+    return ConfigError(f"Cannot read the overrides {list(args)} as YAML.")
 
 
 def _schema_keys(node: Any) -> list[str]:

@@ -83,6 +83,12 @@ def test_preset_then_overrides() -> None:
             "reports_per_epoch=4 needs an evaluator that validates within an epoch",
         ),
         (["+foo=1"], "adding or deleting keys is not supported"),
+        (
+            ["trials=3", "space=!!python/object:os.system"],
+            "Cannot read the value of 'space=!!python/object:os.system' \\(could not "
+            "determine a constructor",
+        ),
+        (["objectives=[accuracy"], "Cannot read the value of 'objectives=\\[accuracy'"),
     ],
 )
 def test_bad_overrides_are_one_line_errors(overrides: list[str], expected: str) -> None:
