@@ -101,7 +101,7 @@ def open_storage(
         ) from None
     db_file = sqlite_path(url)
     if db_file is not None:
-        db_file.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(db_file.parent, url)
         _use_write_ahead_log(db_file)
     # SQLite: wait for a lock instead of failing at once when another process writes.
     # Servers: test each pooled connection before use, so one the server dropped (a
@@ -162,6 +162,20 @@ def ask_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _make_folder(folder: Path, url: str) -> None:
+    """Create the SQLite file's folder; a one-line error when the path cannot hold one
+    (a parent that is a file, a read-only or virtual file system)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        reason = f"{blocking} is a file" if blocking else error.strerror or type(error).__name__
+        raise StudyError(
+            f"Cannot create the folder {folder} for storage={redact(url)} ({reason}); "
+            "point storage= at a writable path, e.g. sqlite:///nas-runs/nas.db."
+        ) from None
 
 
 def _use_write_ahead_log(db_file: Path) -> None:

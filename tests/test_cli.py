@@ -248,6 +248,11 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
         (["show", "study=nope"], "No study 'nope' in the store"),
         (["export", "study=nasnet-digits", "trial=x"], "No study"),
         (["search", "space=nasnet", "storage=notaurl"], "is not a SQLAlchemy URL"),
+        (
+            ["search", "space=nasnet", "storage=sqlite:////proc/nas/x.db"],
+            "Cannot create the folder /proc/nas for storage=sqlite:////proc/nas/x.db",
+        ),
+        (["show", "storage=sqlite:////etc/passwd/x.db"], "(/etc/passwd is a file)"),
         (["search", "space=nasnet", "dataset=cifar10", "data_dir=/nonexistent"], "/nonexistent"),
         (["search", "space=evonorm", "baselines=[evonorm-b1]"], "Did you mean 'evonorm-b0'?"),
         (["search", "space=nasnet", "baselines=[nasnet-a]"], "leave out baselines="),
