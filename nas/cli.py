@@ -216,11 +216,13 @@ def _print_results(study: optuna.Study, top: int = 10) -> None:
 def cmd_export(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ExportConfig, compose
+    from nas.core.files import check_output_file
     from nas.export import export_trial, study_artifacts
 
     if any(arg.startswith("named=") for arg in args):
         return _export_named(args)
     config = compose(ExportConfig, args)
+    check_output_file(Path(config.out))
     url = config.storage or store.default_storage_url()
     study = store.load_study(store.open_storage(url), config.study)
     artifacts = study_artifacts(study, config.artifacts, url)
@@ -238,10 +240,12 @@ def _export_named(args: Sequence[str]) -> int:
 
     from nas.config import NamedExportConfig, compose_named
     from nas.core.dataspec import DataSpec
+    from nas.core.files import check_output_file
     from nas.export import export_named
     from search_spaces import create_space
 
     config = compose_named(args, NamedExportConfig)
+    check_output_file(Path(config.out))
     settings = asdict(config.model)
     space = create_space(config.space, **settings)
     spec = DataSpec(config.in_channels, config.num_classes, config.image_size)

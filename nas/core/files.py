@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from nas.core.errors import ConfigError
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Create or replace ``path`` with what ``write(temporary_path)`` writes.
@@ -44,3 +46,26 @@ def _fsync(target: Path, flags: int) -> None:
             os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def check_output_file(path: Path, key: str = "out") -> None:
+    """A one-line ``ConfigError`` unless a file can be written at ``path``: it must not be
+    a folder, and its folder must be creatable and writable (tried with a scratch file,
+    since permission bits say nothing of read-only or virtual file systems)."""
+    path = Path(path)
+    if path.is_dir():
+        example = path / "net.py"
+        raise ConfigError(f"{key}={path} is a folder; name a file in it, e.g. {key}={example}.")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ConfigError(f"Cannot write {key}={path}: {blocking} is a file, not a folder.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"Cannot write {key}={path} ({reason}); choose a folder you can write to."
+        ) from None
