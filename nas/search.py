@@ -89,6 +89,7 @@ def _open_study(
     n_trials = 0
     if existing:
         probe = optuna.load_study(study_name=name, storage=storage)
+        store.check_trials_readable(probe, storage)
         store.check_compatible(probe, identity)
         n_trials = len(probe.get_trials(deepcopy=False))
     study = optuna.create_study(

@@ -15,6 +15,7 @@ Everything read back from the store is untrusted and validated before use.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -340,7 +341,46 @@ def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna
             f"No study '{name}' in the store. It holds: {', '.join(names) or 'no studies'}."
             + close_match_hint(name, names)
         )
-    return optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    check_trials_readable(study, storage)
+    return study
+
+
+# What Optuna raises while decoding a stored parameter outside its distribution, e.g.
+# a categorical index past the choices (IndexError) or a malformed distribution.
+_DECODING_ERRORS = (IndexError, KeyError, TypeError, ValueError)
+
+
+def check_trials_readable(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    """A one-line ``StudyError`` naming the first trial that Optuna cannot decode (a value
+    edited out of its distribution), instead of Optuna's traceback at every later read."""
+    try:
+        study.get_trials(deepcopy=False)
+    except _DECODING_ERRORS as error:
+        number = _first_undecodable_trial(backend(storage), study.study_name)
+        which = f"Trial {number}" if number is not None else "A trial"
+        reason = str(error) or type(error).__name__
+        raise StudyError(
+            f"{which} of study '{study.study_name}' holds a value Optuna cannot decode "
+            f"({reason}): the store was edited or damaged; restore it from a backup "
+            "(nothing was changed)."
+        ) from None
+
+
+def _first_undecodable_trial(rdb: Any, study_name: str) -> int | None:
+    """The number of the first trial Optuna fails to decode, read one by one (counting
+    the trials would decode them all)."""
+    study_id = rdb.get_study_id_from_name(study_name)
+    for number in itertools.count():
+        try:
+            trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, number)
+        except KeyError:  # past the last trial
+            return None
+        try:
+            rdb.get_trial(trial_id)
+        except _DECODING_ERRORS:
+            return number
+    return None  # unreachable: count() never ends
 
 
 def _differences(

@@ -333,3 +333,27 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "nas search space=nasnet" in out
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("nas ")
+
+
+def test_a_trial_edited_out_of_its_distribution_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "edited.db"
+    study = optuna.create_study(study_name="edited", storage=f"sqlite:///{db}")
+    for _ in range(2):
+        trial = study.ask()
+        trial.suggest_categorical("op", ["conv", "pool"])
+        study.tell(trial, 0.5)
+    with sqlite3.connect(db) as connection:  # trial 1's index past the two choices
+        connection.execute("UPDATE trial_params SET param_value = 99 WHERE trial_id = 2")
+
+    def rows() -> list[tuple[object, ...]]:
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT * FROM trial_params ORDER BY param_id").fetchall()
+
+    before = rows()
+    for command in (["show"], ["export", "trial=0", f"out={tmp_path / 'net.py'}"]):
+        code, _, err = run(capsys, *command, "study=edited", f"storage=sqlite:///{db}")
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert "Trial 1 of study 'edited' holds a value Optuna cannot decode" in err
+    assert rows() == before  # nothing stored was changed
