@@ -6,6 +6,7 @@ tracebacks are reserved for bugs.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -13,12 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.core.errors import ConfigError, NasError, close_match_hint
+from nas.core.validation import check_choice
 
 if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
     from nas.config import SearchConfig
+
+
+# ``format=`` of the commands that print what the store holds.
+OUTPUT_FORMATS = ("table", "json")
 
 USAGE = """\
 usage: nas COMMAND [key=value ...]
@@ -34,8 +40,10 @@ commands:
   worker study=NAME [storage=URL] [device=cuda:0]
                                   join a study from any machine; runs trials until its
                                   budget is met (NAS_STORAGE may hold the URL)
-  studies [storage=URL]           the studies in the store with trial counts and best values
-  show study=NAME [storage=URL]   a study's best / Pareto-optimal trials
+  studies [storage=URL] [format=json]
+                                  the studies in the store with trial counts and best values
+  show study=NAME [storage=URL] [format=json]
+                                  a study's best / Pareto-optimal trials
   export study=NAME trial=best|N out=net.py [storage=URL]
                                   standalone PyTorch source (+ .safetensors weights)
   export space=NAME named=ARCH [model.preset=P image_size=224] out=net.py
@@ -177,22 +185,31 @@ def cmd_worker(args: Sequence[str]) -> int:
 def cmd_studies(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import StoreConfig, compose
-    from nas.report import studies_table
+    from nas.report import studies_table, study_rows
 
     config = compose(StoreConfig, args)
-    _console().print(studies_table(store.open_storage(config.storage)))
+    check_choice("format", config.format, OUTPUT_FORMATS)
+    storage = store.open_storage(config.storage)
+    if config.format == "json":
+        print(json.dumps(study_rows(storage), indent=2))
+    else:
+        _console().print(studies_table(storage))
     return 0
 
 
 def cmd_show(args: Sequence[str]) -> int:
     from nas import store
     from nas.config import ShowConfig, compose
-    from nas.report import preparation_summary
+    from nas.report import preparation_summary, study_report
 
     config = compose(ShowConfig, args)
     if config.top <= 0:
         raise ConfigError(f"'top' must be > 0, but got top={config.top}.")
+    check_choice("format", config.format, OUTPUT_FORMATS)
     study = store.load_study(store.open_storage(config.storage), config.study)
+    if config.format == "json":
+        print(json.dumps(study_report(study, config.top), indent=2))
+        return 0
     summary = preparation_summary(study)
     if summary is not None:
         print(summary)

@@ -124,6 +124,7 @@ class StoreConfig:
     """Keys of the commands that only read the store (``studies``)."""
 
     storage: str | None = None
+    format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class ShowConfig:
     study: str | None = None
     storage: str | None = None
     top: int = 10  # rows for single-objective studies
+    format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass

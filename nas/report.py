@@ -33,45 +33,59 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def studies_table(storage: optuna.storages.BaseStorage) -> Table:
-    """One row per study: space, objectives, trial counts by state, best value."""
-    table = Table(title="Studies")
-    for column in (
-        "study",
-        "space",
-        "objectives",
-        "complete",
-        "pruned",
-        "rejected",
-        "failed",
-        "running",
-        "best",
-    ):
-        table.add_column(column)
+def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """One record per study: space, objectives, trial counts by outcome, best accuracy
+    (``{"trial": n, "accuracy": v}`` or None); ``nas studies`` prints them."""
+    rows = []
     for summary in storage.get_all_studies():
         study_id = storage.get_study_id_from_name(summary.study_name)
         trials = storage.get_all_trials(study_id, deepcopy=False)
         counts = Counter("REJECTED" if "rejected" in t.user_attrs else t.state.name for t in trials)
         identity = summary.user_attrs.get(store.ATTR_IDENTITY, {})
         objectives = identity.get("objectives") if isinstance(identity, dict) else None
-        best = "-"
         complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
+        best = None
         if complete:
             # The first objective is accuracy (maximised) in every nas study.
             top = max(complete, key=lambda t: t.values[0])
-            best = f"{top.values[0]:.4f} (#{top.number})"
-        row = [
-            summary.study_name,
-            str(summary.user_attrs.get(store.ATTR_SPACE, "?")),
-            ",".join(map(str, objectives or [])),
-            str(counts["COMPLETE"]),
-            str(counts["PRUNED"]),
-            str(counts["REJECTED"]),
-            str(counts["FAIL"]),
-            str(counts["RUNNING"]),
-            best,
+            best = {"trial": top.number, "accuracy": top.values[0]}
+        rows.append(
+            {
+                "study": summary.study_name,
+                "space": summary.user_attrs.get(store.ATTR_SPACE),
+                "objectives": list(objectives or []),
+                **{column: counts[state] for column, state in _COUNT_COLUMNS.items()},
+                "best": best,
+            }
+        )
+    return rows
+
+
+# study_rows' count columns -> the outcome they count
+_COUNT_COLUMNS = {
+    "complete": "COMPLETE",
+    "pruned": "PRUNED",
+    "rejected": "REJECTED",
+    "failed": "FAIL",
+    "running": "RUNNING",
+}
+
+
+def studies_table(storage: optuna.storages.BaseStorage) -> Table:
+    """One row per study: space, objectives, trial counts by state, best value."""
+    table = Table(title="Studies")
+    for column in ("study", "space", "objectives", *_COUNT_COLUMNS, "best"):
+        table.add_column(column)
+    for row in study_rows(storage):
+        best = row["best"]
+        cells = [
+            row["study"],
+            str(row["space"] or "?"),
+            ",".join(map(str, row["objectives"])),
+            *(str(row[column]) for column in _COUNT_COLUMNS),
+            f"{best['accuracy']:.4f} (#{best['trial']})" if best else "-",
         ]
-        table.add_row(*map(Text, row))
+        table.add_row(*map(Text, cells))
     return table
 
 
@@ -121,11 +135,43 @@ def baselines_table(study: optuna.Study) -> Table | None:
     return _trials_table(study, f"Baselines of {study.study_name}", trials)
 
 
-def _trials_table(study: optuna.Study, title: str, trials: list[optuna.trial.FrozenTrial]) -> Table:
+def study_report(study: optuna.Study, top: int = 10) -> dict[str, Any]:
+    """What ``nas show`` prints, as JSON-safe data: trial counts, the best trials (or the
+    Pareto front) and the named baselines, each with objectives, costs, architecture."""
+    return {
+        "study": study.study_name,
+        "objectives": objective_names(study),
+        "summary": outcome_summary(study),
+        "pareto_front": len(study.directions) > 1,
+        "best": [trial_record(study, t) for t in best_trials(study, top)],
+        "baselines": [trial_record(study, t) for t in baselines(study)],
+    }
+
+
+def trial_record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """One trial as JSON-safe data: its objectives by name, costs and architecture."""
+    return {
+        "trial": trial.number,
+        "state": trial.state.name,
+        "objectives": dict(zip(objective_names(study), trial.values or [], strict=False)),
+        "costs": {attr: trial.user_attrs.get(attr) for attr in COST_ATTRS.values()},
+        "architecture": trial.user_attrs.get("arch_str"),
+        "arch": trial.user_attrs.get("arch"),
+        "baseline": trial.user_attrs.get("baseline"),
+    }
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objective names as searched (``objective0``... when not recorded)."""
     identity = study.user_attrs.get(store.ATTR_IDENTITY, {})
     names = identity.get("objectives") if isinstance(identity, dict) else None
     if not isinstance(names, list) or len(names) != len(study.directions):
-        names = [f"objective{i}" for i in range(len(study.directions))]
+        return [f"objective{i}" for i in range(len(study.directions))]
+    return [str(name) for name in names]
+
+
+def _trials_table(study: optuna.Study, title: str, trials: list[optuna.trial.FrozenTrial]) -> Table:
+    names = objective_names(study)
     table = Table(title=title)
     table.add_column("trial", justify="right")
     for name in names:

@@ -357,3 +357,31 @@ def test_a_trial_edited_out_of_its_distribution_is_one_line(
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
         assert "Trial 1 of study 'edited' holds a value Optuna cannot decode" in err
     assert rows() == before  # nothing stored was changed
+
+
+def test_show_and_studies_print_json_for_scripts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
+    study.set_user_attr(store.ATTR_SPACE, "nasnet")
+    study.set_user_attr(store.ATTR_IDENTITY, {"objectives": ["accuracy", "flops"]})
+    for accuracy, flops in ((0.9, 200.0), (0.8, 100.0), (0.7, 300.0)):
+        trial = study.ask()
+        trial.set_user_attr("arch_str", f"net{flops:.0f}")
+        trial.set_user_attr("flops", flops)
+        study.tell(trial, [accuracy, flops])
+    code, out, _ = run(capsys, "show", "study=s", f"storage={url}", "format=json")
+    shown = json.loads(out)
+    assert code == 0 and shown["pareto_front"] and shown["summary"] == "trials: 3 complete"
+    # The front, cheapest first; the dominated trial 2 is not on it.
+    front = [(t["trial"], t["architecture"]) for t in shown["best"]]
+    assert front == [(1, "net100"), (0, "net200")]
+    assert shown["best"][0]["objectives"] == {"accuracy": 0.8, "flops": 100.0}
+    assert shown["best"][0]["costs"]["flops"] == 100.0
+    code, out, _ = run(capsys, "studies", f"storage={url}", "format=json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["study"] == "s" and row["space"] == "nasnet"
+    assert (row["complete"], row["best"]) == (3, {"trial": 0, "accuracy": 0.9})
+    code, _, err = run(capsys, "studies", f"storage={url}", "format=xml")
+    assert code == 2 and "format must be one of json, table" in err
