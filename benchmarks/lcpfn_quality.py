@@ -262,11 +262,12 @@ def real_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         for name, predict in (("last", last_value), ("pow3", lambda p: pow3_fit(p, epochs))):
             row = _gaussian_rows(name, predict, curves, tuning, cutoff)
             mean = predict(curves[:, :cutoff])
+            spearman = rank_correlation(mean, truth)
             row |= {
                 "bias": float((mean - truth).mean()),
                 "width90": 2 * 1.6448536269514722 * row.pop("sigma"),
-                "spearman": rank_correlation(mean, truth),
-                "spearman_median": rank_correlation(mean, truth),  # a point prediction
+                "spearman": spearman,
+                "spearman_median": spearman,  # a point prediction is its own median
             }
             rows.append(row)
     return rows

@@ -204,7 +204,6 @@ def train_standalone(
         # Per-step summed losses, kept on the device; see _CHECK_EVERY.
         step_losses = torch.zeros(steps_per_epoch, device=device)
         examples = 0
-
         for step, (inputs, targets) in enumerate(loader, start=1):
             inputs, targets = inputs.to(device), targets.to(device)
             loss = loss_fn(model(inputs), inputs, targets)

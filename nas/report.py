@@ -33,6 +33,16 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+# study_rows' count columns -> the outcome they count
+_COUNT_COLUMNS = {
+    "complete": "COMPLETE",
+    "pruned": "PRUNED",
+    "rejected": "REJECTED",
+    "failed": "FAIL",
+    "running": "RUNNING",
+}
+
+
 def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     """One record per study: space, objectives, trial counts by outcome, best accuracy
     (``{"trial": n, "accuracy": v}`` or None); ``nas studies`` prints them."""
@@ -59,16 +69,6 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-# study_rows' count columns -> the outcome they count
-_COUNT_COLUMNS = {
-    "complete": "COMPLETE",
-    "pruned": "PRUNED",
-    "rejected": "REJECTED",
-    "failed": "FAIL",
-    "running": "RUNNING",
-}
 
 
 def studies_table(storage: optuna.storages.BaseStorage) -> Table:

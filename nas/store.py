@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.core.errors import ArchitectureError, ConfigError, StudyError, close_match_hint
+from nas.core.files import file_in_the_way
 
 if TYPE_CHECKING:
     import optuna
@@ -171,7 +172,7 @@ def _make_folder(folder: Path, url: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        blocking = file_in_the_way(folder)
         reason = f"{blocking} is a file" if blocking else error.strerror or type(error).__name__
         raise StudyError(
             f"Cannot create the folder {folder} for storage={redact(url)} ({reason}); "

@@ -48,6 +48,12 @@ def _fsync(target: Path, flags: int) -> None:
         os.close(descriptor)
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file among ``folder`` and its parents that keeps ``folder`` from being a
+    folder (``/etc/passwd`` for ``/etc/passwd/runs``), or None."""
+    return next((part for part in (folder, *folder.parents) if part.is_file()), None)
+
+
 def check_output_file(path: Path, key: str = "out") -> None:
     """A one-line ``ConfigError`` unless a file can be written at ``path``: it must not be
     a folder, and its folder must be creatable and writable (tried with a scratch file,
@@ -56,8 +62,8 @@ def check_output_file(path: Path, key: str = "out") -> None:
     if path.is_dir():
         example = path / "net.py"
         raise ConfigError(f"{key}={path} is a folder; name a file in it, e.g. {key}={example}.")
-    blocking = next((parent for parent in path.parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
         raise ConfigError(f"Cannot write {key}={path}: {blocking} is a file, not a folder.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -92,6 +93,16 @@ def test_same_init_and_seed_give_the_same_curve(digits: DatasetSplits, optimizer
 
 class _Stop(Exception):
     pass
+
+
+def _stop_at(report_number: int) -> Callable[[EpochReport], None]:
+    """An ``on_epoch`` that interrupts training at that report, as Ctrl-C would."""
+
+    def on_epoch(report: EpochReport) -> None:
+        if report.epoch == report_number:
+            raise _Stop
+
+    return on_epoch
 
 
 @pytest.mark.parametrize("error", [_Stop, optuna.TrialPruned, KeyboardInterrupt])
@@ -266,17 +277,10 @@ def test_reports_within_epochs_leave_training_unchanged_and_resume(
     assert len(thrice) == 6 and thrice[2::3] == once
     assert [(r.epoch, r.epochs) for r in reports] == [(k, 6) for k in range(1, 7)]
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_report_five(report: EpochReport) -> None:
-        if report.epoch == 5:
-            raise Stop
-
     path = tmp_path / "run.pt"
     run = {"epochs": 2, "device": CPU, "seed": 5, "reports_per_epoch": 3, "checkpoint": path}
-    with pytest.raises(Stop):
-        train_standalone(_cnn(), digits, settings, **run, on_epoch=stop_at_report_five)
+    with pytest.raises(_Stop):
+        train_standalone(_cnn(), digits, settings, **run, on_epoch=_stop_at(5))
     resumed: list[EpochReport] = []
     curve = train_standalone(_cnn(), digits, settings, **run, on_epoch=resumed.append)
     assert curve == thrice  # epoch 2 trained again from the checkpoint of epoch 1
@@ -301,19 +305,9 @@ def test_resume_after_an_epoch_is_exact_whether_or_not_the_last_batch_is_full(
     run = {"epochs": 3, "device": CPU, "seed": 2}
     model = _cnn()
     whole = train_standalone(model, data, settings, **run)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_epoch_two(report: EpochReport) -> None:
-        if report.epoch == 2:
-            raise Stop
-
     path = tmp_path / "run.pt"
-    with pytest.raises(Stop):
-        train_standalone(
-            _cnn(), data, settings, **run, checkpoint=path, on_epoch=stop_after_epoch_two
-        )
+    with pytest.raises(_Stop):
+        train_standalone(_cnn(), data, settings, **run, checkpoint=path, on_epoch=_stop_at(2))
     resumed_model = _cnn()
     assert train_standalone(resumed_model, data, settings, **run, checkpoint=path) == whole
     for name, value in model.state_dict().items():
