@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas.core.errors import ConfigError, NasError, close_match_hint
 from nas.core.validation import check_choice
@@ -26,40 +28,20 @@ if TYPE_CHECKING:
 # ``format=`` of the commands that print what the store holds.
 OUTPUT_FORMATS = ("table", "json")
 
-USAGE = """\
-usage: nas COMMAND [key=value ...]
-
-commands:
-  spaces                          list the search spaces (built in and installed plug-ins)
-  evaluators                      list the evaluators (built in and installed plug-ins)
-  named space=NAME [model.preset=P] [image_size=224 num_classes=1000]
-                                  a space's architectures from the literature, with
-                                  their parameters and multiply-adds
-  search space=NAME [key=value]   run or resume a search (keys: nas/config.py SearchConfig);
-                                  workers=K runs K local worker processes
-  worker study=NAME [storage=URL] [device=cuda:0]
-                                  join a study from any machine; runs trials until its
-                                  budget is met (NAS_STORAGE may hold the URL)
-  studies [storage=URL] [format=json]
-                                  the studies in the store with trial counts and best values
-  show study=NAME [storage=URL] [format=json]
-                                  a study's best / Pareto-optimal trials
-  export study=NAME trial=best|N out=net.py [storage=URL]
-                                  standalone PyTorch source (+ .safetensors weights)
-  export space=NAME named=ARCH [model.preset=P image_size=224] out=net.py
-                                  the source of an architecture from the literature
-  lcpfn train [size=small|paper steps=N]
-                                  train the learning-curve extrapolator (resumable)
-
+EXAMPLES = """\
 examples:
   nas search space=bignas
   nas search space=nasnet
   nas search space=nasnet trials=20 objectives=[accuracy,flops] strategy=nsga2
   nas search space=bignas objectives=[accuracy] strategy=coarse_to_fine constraints.max_flops=1e6
+  nas search space=bignas --help      (its keys and their values; --cfg: the whole config)
   nas export study=bignas-digits trial=best out=net.py
   nas named space=nasnet model.preset=mobile
   nas export space=nasnet named=nasnet-a model.preset=mobile out=nasnet_mobile.py
 """
+HELP_FLAGS = ("-h", "--help")
+# Prints the fully composed config of a command and runs nothing.
+CFG_FLAG = "--cfg"
 
 
 def _console() -> Console:
@@ -277,31 +259,196 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
     return run(args)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "spaces": cmd_spaces,
-    "evaluators": cmd_evaluators,
-    "named": cmd_named,
-    "search": cmd_search,
-    "worker": cmd_worker,
-    "studies": cmd_studies,
-    "show": cmd_show,
-    "export": cmd_export,
-    "lcpfn": cmd_lcpfn,
+def _search_keys(args: Sequence[str]) -> Any:
+    from nas.config import compose_search
+
+    return compose_search(args)
+
+
+def _worker_keys(args: Sequence[str]) -> Any:
+    from nas.config import WorkerConfig, compose
+
+    return compose(WorkerConfig, args)
+
+
+def _studies_keys(args: Sequence[str]) -> Any:
+    from nas.config import StoreConfig, compose
+
+    return compose(StoreConfig, args)
+
+
+def _show_keys(args: Sequence[str]) -> Any:
+    from nas.config import ShowConfig, compose
+
+    return compose(ShowConfig, args)
+
+
+def _export_keys(args: Sequence[str]) -> Any:
+    from nas.config import ExportConfig, NamedExportConfig, compose, compose_named
+
+    if any(arg.startswith("named=") for arg in args):
+        return compose_named(args, NamedExportConfig)
+    return compose(ExportConfig, args)
+
+
+def _named_keys(args: Sequence[str]) -> Any:
+    from nas.config import NamedConfig, compose_named
+
+    return compose_named(args, NamedConfig)
+
+
+def _lcpfn_keys(args: Sequence[str]) -> Any:
+    from nas.config import compose
+    from nas.lcpfn_command import LCPFNTrainConfig
+
+    return compose(LCPFNTrainConfig, args[1:] if args[:1] == ["train"] else args)
+
+
+def _lcpfn_documented_in() -> tuple[type, ...]:
+    from evaluators.lcpfn import LCPFNTrainSettings
+
+    return (LCPFNTrainSettings,)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``nas`` command: what runs it, and what its help says."""
+
+    run: Callable[[Sequence[str]], int]
+    usages: tuple[str, ...]  # the arguments after ``nas NAME``, one form per line
+    summary: str
+    # The config these arguments compose (None: the command takes no keys).
+    keys: Callable[[Sequence[str]], Any] | None = None
+    # Classes that document keys the command passes on to them.
+    documented_in: Callable[[], tuple[type, ...]] = tuple
+
+
+COMMANDS: dict[str, Command] = {
+    "spaces": Command(
+        cmd_spaces, ("",), "List the search spaces (built in and installed plug-ins)."
+    ),
+    "evaluators": Command(
+        cmd_evaluators, ("",), "List the evaluators (built in and installed plug-ins)."
+    ),
+    "named": Command(
+        cmd_named,
+        ("space=NAME [model.preset=P] [image_size=224 num_classes=1000]",),
+        "A space's architectures from the literature, with their parameters and multiply-adds.",
+        _named_keys,
+    ),
+    "search": Command(
+        cmd_search,
+        ("space=NAME [key=value ...]",),
+        "Run or resume a search; workers=K runs K local worker processes. The keys of the "
+        "space's, evaluator's and strategy's groups depend on the ones chosen: give them "
+        "before --help.",
+        _search_keys,
+    ),
+    "worker": Command(
+        cmd_worker,
+        ("study=NAME [storage=URL] [device=cuda:0]",),
+        "Join a study from any machine and run trials until its budget is met "
+        "(NAS_STORAGE may hold the URL).",
+        _worker_keys,
+    ),
+    "studies": Command(
+        cmd_studies,
+        ("[storage=URL] [format=json]",),
+        "The studies in the store with trial counts and best values.",
+        _studies_keys,
+    ),
+    "show": Command(
+        cmd_show,
+        ("study=NAME [storage=URL] [format=json]",),
+        "A study's best or Pareto-optimal trials.",
+        _show_keys,
+    ),
+    "export": Command(
+        cmd_export,
+        (
+            "study=NAME trial=best|N out=net.py [storage=URL]",
+            "space=NAME named=ARCH [model.preset=P image_size=224] out=net.py",
+        ),
+        "A trial, or an architecture from the literature, as standalone PyTorch source "
+        "(a trial's weights beside it as .safetensors). With named=, the keys are those "
+        "of `nas export space=NAME named=ARCH --help`.",
+        _export_keys,
+    ),
+    "lcpfn": Command(
+        cmd_lcpfn,
+        ("train [size=small|paper steps=N ...]",),
+        "Train the learning-curve extrapolator (LC-PFN); running it again resumes.",
+        _lcpfn_keys,
+        _lcpfn_documented_in,
+    ),
 }
+
+
+def usage() -> str:
+    """``nas --help``: every command with its arguments and what it does."""
+    lines = ["usage: nas COMMAND [key=value ...]   (nas COMMAND --help: its keys)", "", "commands:"]
+    for name, command in COMMANDS.items():
+        forms = [f"{name} {form}".rstrip() for form in command.usages]
+        lines.extend(f"  {form}" for form in forms)
+        lines.extend(
+            textwrap.wrap(
+                command.summary, width=88, initial_indent=" " * 6, subsequent_indent=" " * 6
+            )
+        )
+    return "\n".join(lines) + "\n\n" + EXAMPLES
+
+
+def command_help(name: str, args: Sequence[str]) -> str:
+    """``nas NAME --help``: its forms, what it does, and its keys with the values ``args``
+    give them."""
+    from nas.help import describe_keys, format_help
+
+    command = COMMANDS[name]
+    usage_line = "\n       ".join(f"nas {name} {form}".rstrip() for form in command.usages)
+    rows = []
+    if command.keys is not None:
+        config = command.keys(args)
+        rows = list(describe_keys(config, also_from=command.documented_in()))
+    heading = "keys (key, value with the defaults, presets and keys given, meaning):"
+    return format_help(usage_line, command.summary, rows, heading)
+
+
+def composed_config(name: str, args: Sequence[str]) -> str:
+    """``nas NAME ... --cfg``: the config the arguments compose, as YAML, nothing run."""
+    from omegaconf import OmegaConf
+
+    from nas.config import to_container
+
+    command = COMMANDS[name]
+    if command.keys is None:
+        raise ConfigError(f"'nas {name}' takes no keys, so it has no config to print.")
+    return OmegaConf.to_yaml(to_container(command.keys(args)))
+
+
+def _run(name: str, args: Sequence[str]) -> int:
+    """Runs a command, or prints its help (--help) or its composed config (--cfg)."""
+    flags = [arg for arg in args if arg in (*HELP_FLAGS, CFG_FLAG)]
+    rest = [arg for arg in args if arg not in flags]
+    if any(flag in HELP_FLAGS for flag in flags):
+        print(command_help(name, rest), end="")
+        return 0
+    if flags:
+        print(composed_config(name, rest), end="")
+        return 0
+    return COMMANDS[name].run(rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+    if not args or args[0] in (*HELP_FLAGS, "help"):
+        print(usage(), end="")
         return 0
     if args[0] == "--version":
         from nas import __version__
 
         print(f"nas {__version__}")
         return 0
-    command = COMMANDS.get(args[0])
-    if command is None:
+    if args[0] not in COMMANDS:
         print(
             f"error: unknown command '{args[0]}'. Commands: {', '.join(COMMANDS)}."
             + close_match_hint(args[0], COMMANDS),
@@ -309,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        return command(args[1:])
+        return _run(args[0], args[1:])
     except NasError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -41,16 +41,16 @@ _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 class ConstraintsConfig:
     """Budgets a child must meet to count (constrained search); null = no limit."""
 
-    max_flops: float | None = None
-    max_params: float | None = None
-    max_latency_ms: float | None = None
+    max_flops: float | None = None  # multiply-adds of one image
+    max_params: float | None = None  # parameters
+    max_latency_ms: float | None = None  # milliseconds per image, timed on this machine
 
 
 @dataclass
 class LCPFNPrunerConfig:
     """``pruner=lcpfn``: stop a trial once P(it ends better than the target) < threshold."""
 
-    threshold: float = 0.15
+    threshold: float = 0.15  # stop when P(better than the target) falls below this
     min_epochs: int = 2  # observed epochs before any decision
     rank: int = 1  # single objective: target the rank-th best finished trial
     startup_trials: int = 3  # complete trials before anything is stopped
@@ -106,7 +106,7 @@ class SearchConfig:
     ray_address: str | None = None  # backend=ray: an existing cluster; default: a local one
     ray_scheduler: str = "fifo"  # backend=ray: fifo | asha (Ray's early stopping)
     ray_trial_cpus: float = 1.0  # backend=ray: resources per trial
-    ray_trial_gpus: float = 0.0
+    ray_trial_gpus: float = 0.0  # backend=ray: GPUs per trial (fractions share one)
     heartbeat_interval: int = 10  # seconds between a running trial's heartbeats in the store
     grace_period: int = 60  # seconds without a heartbeat before a trial is failed and retried
     # standalone (train each architecture; train.*) | supernet (weight sharing; supernet.*)
@@ -114,8 +114,8 @@ class SearchConfig:
     evaluator: str = "standalone"
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     lcpfn: LCPFNPrunerConfig = field(default_factory=LCPFNPrunerConfig)
-    # The space's settings (model.*): search_schema types this with the space's Settings
-    # and adds the evaluator's settings group (e.g. train.*), each with its own defaults.
+    # The space's settings (model.*); the evaluator's and the strategy's settings are
+    # groups of their own (e.g. train.*, tpe.*). search_schema types each.
     model: Any = field(default_factory=dict)
 
 
@@ -123,25 +123,42 @@ class SearchConfig:
 class StoreConfig:
     """Keys of the commands that only read the store (``studies``)."""
 
-    storage: str | None = None
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass
 class ShowConfig:
-    study: str | None = None
-    storage: str | None = None
+    """Keys of ``nas show``."""
+
+    study: str | None = None  # the study's name (`nas studies` lists them)
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     top: int = 10  # rows for single-objective studies
     format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass
 class ExportConfig:
-    study: str | None = None
-    storage: str | None = None
+    """Keys of ``nas export study=...``."""
+
+    study: str | None = None  # the study's name (`nas studies` lists them)
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
+    # where the study kept its weights; default: the folder it recorded
     artifacts: str | None = None
     trial: str = "best"  # "best" or a trial number
-    out: str = "net.py"
+    out: str = "net.py"  # the source file; the weights go beside it (.safetensors)
+
+
+@dataclass
+class WorkerConfig:
+    """Keys of ``nas worker``; every other setting is the study's own, set when it was
+    created."""
+
+    study: str | None = None  # the study to join (it must exist: `nas search` creates it)
+    storage: str | None = None  # the study store's URL; default: $NAS_STORAGE, else nas-runs/nas.db
+    device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
+    timeout: float | None = None  # seconds; stop starting new trials after this long
+    worker_name: str | None = None  # names this worker in the store; default: pid<PID>
 
 
 @dataclass
@@ -150,11 +167,11 @@ class NamedConfig:
     images of ``in_channels`` x ``image_size``² and ``num_classes`` classes (ImageNet's
     by default); the space's own settings are the ``model.*`` group."""
 
-    space: str = "nasnet"
-    in_channels: int = 3
-    num_classes: int = 1000
-    image_size: int = 224
-    model: Any = field(default_factory=dict)
+    space: str = "nasnet"  # a registered space (`nas spaces`) or module:Class
+    in_channels: int = 3  # image channels the sizes are counted for
+    num_classes: int = 1000  # classes of the classifier the sizes are counted for
+    image_size: int = 224  # image side in pixels the multiply-adds are counted for
+    model: Any = field(default_factory=dict)  # the space's settings (model.*)
 
 
 @dataclass
@@ -162,8 +179,8 @@ class NamedExportConfig(NamedConfig):
     """``nas export named=NAME``: one of the space's architectures from the literature as
     standalone source, without a study (untrained: there are no weights to write)."""
 
-    named: str = ""
-    out: str = "net.py"
+    named: str = ""  # the architecture's name (`nas named space=...` lists them)
+    out: str = "net.py"  # the source file to write
 
 
 ConfigT = TypeVar("ConfigT")

@@ -36,15 +36,18 @@ REAL_CUT_SHARES = (0.1, 0.25, 0.5, 0.75)
 
 @dataclass
 class LCPFNTrainConfig:
-    size: str = "small"  # small | paper
+    """Keys of ``nas lcpfn train``; the training keys are ``LCPFNTrainSettings``'s."""
+
+    size: str = "small"  # small (4 layers of 128) | paper (12 layers of 512)
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-4
     warmup_steps: int = 100
     seed: int = 0
     checkpoint_every: int = 100
-    device: str = "auto"
-    out: str = "nas-runs/lcpfn/lcpfn.safetensors"  # the checkpoint sits next to it
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # the network, its card (.json) beside it, and while training its checkpoint (.ckpt)
+    out: str = "nas-runs/lcpfn/lcpfn.safetensors"
     init: str = ""  # weights to fine-tune ("shipped": the packaged network); "" trains anew
     corpus: str = ""  # recorded real curves (gzip JSON); its tuning half is trained on
     corpus_share: float = 0.5  # share of each batch from the corpus, when one is given

@@ -130,7 +130,7 @@ class NSGA2Settings:
     """``nsga2.*``: Optuna's NSGA-II genetic algorithm."""
 
     population_size: int = 8  # trials per generation
-    crossover_prob: float = 0.9
+    crossover_prob: float = 0.9  # chance a child is a crossover of two parents
     mutation_prob: float | None = None  # default: 1 / number of parameters
 
     def __post_init__(self) -> None:

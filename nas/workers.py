@@ -13,6 +13,7 @@ their command lines, so a database password never shows in ``ps``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,7 +24,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nas import store
-from nas.config import SearchConfig, compose_recorded, parse_overrides, study_name
+from nas.config import (
+    SearchConfig,
+    WorkerConfig,
+    compose_recorded,
+    parse_overrides,
+    study_name,
+)
 from nas.coordination import budget, read_trials_budget
 from nas.core.errors import ConfigError, StudyError
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 
 STORAGE_ENV = "NAS_STORAGE"
 # Keys a joining worker may set for itself; everything else comes from the study.
-WORKER_KEYS = ("study", "storage", "device", "timeout", "worker_name")
+WORKER_KEYS = tuple(field.name for field in dataclasses.fields(WorkerConfig))
 
 
 def worker_overrides(args: Sequence[str]) -> tuple[str, str, list[str], str]:

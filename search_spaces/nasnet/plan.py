@@ -87,7 +87,7 @@ class MacroConfig:
     stem_multiplier: int = 3  # stem filters: stem_multiplier * C (cifar), * 32 (imagenet)
     num_blocks: int = 5  # B blocks per cell
     skip_reduction_input: bool = False  # after a reduction, read the cell two before it
-    auxiliary_head: bool = False
+    auxiliary_head: bool = False  # a second classifier on the cell before the last reduction
     auxiliary_weight: float = 0.4  # weight of the auxiliary loss, read by the trainer
     drop_path: float = 0.0  # drop-path probability of the last cell at the end of training
     dropout: float = 0.0  # before the classifier, while training
