@@ -36,6 +36,7 @@ examples:
   nas search space=bignas objectives=[accuracy] strategy=coarse_to_fine constraints.max_flops=1e6
   nas search space=bignas --help      (its keys and their values; --cfg: the whole config)
   nas export study=bignas-digits trial=best out=net.py
+  nas plot study=bignas-digits kind=pareto out=front.html
   nas named space=nasnet model.preset=mobile
   nas export space=nasnet named=nasnet-a model.preset=mobile out=nasnet_mobile.py
 """
@@ -199,6 +200,21 @@ def cmd_show(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_plot(args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import PlotConfig, compose
+    from nas.core.files import check_output_file
+    from nas.plots import PLOT_KINDS, write_plot
+
+    config = compose(PlotConfig, args)
+    check_choice("kind", config.kind, PLOT_KINDS)
+    out = Path(config.out)
+    check_output_file(out)
+    study = store.load_study(store.open_storage(config.storage), config.study)
+    print(f"{config.kind} of '{study.study_name}' -> {write_plot(study, config.kind, out)}")
+    return 0
+
+
 def _print_results(study: optuna.Study, top: int = 10) -> None:
     """Trial counts (rejections by protocol), the best trials or Pareto front, and the
     named baselines trained beside them."""
@@ -283,6 +299,12 @@ def _show_keys(args: Sequence[str]) -> Any:
     return compose(ShowConfig, args)
 
 
+def _plot_keys(args: Sequence[str]) -> Any:
+    from nas.config import PlotConfig, compose
+
+    return compose(PlotConfig, args)
+
+
 def _export_keys(args: Sequence[str]) -> Any:
     from nas.config import ExportConfig, NamedExportConfig, compose, compose_named
 
@@ -362,6 +384,14 @@ COMMANDS: dict[str, Command] = {
         ("study=NAME [storage=URL] [format=json]",),
         "A study's best or Pareto-optimal trials.",
         _show_keys,
+    ),
+    "plot": Command(
+        cmd_plot,
+        ("study=NAME kind=pareto|history|curves|importance out=FILE.html|FILE.png",),
+        "Draw a study: its Pareto front, the best value over trials, the learning curves "
+        "(trials a pruner stopped marked where it stopped them) or the parameters' "
+        "importance; .html is interactive, .png an image.",
+        _plot_keys,
     ),
     "export": Command(
         cmd_export,

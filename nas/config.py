@@ -83,6 +83,10 @@ class SearchConfig:
     reports_per_epoch: int = 1
     seed: int = 0  # base seed; per-trial seeds derive from it
     device: str = "auto"  # auto | cpu | cuda (the least used GPU) | cuda:N
+    # CPU threads torch computes with in each process (each worker); 0: torch's default
+    # (one per core; local workers: their share of the cores).
+    # One is fastest for the small default models, idle or loaded (benchmarks/threads.py).
+    threads: int = 1
     # CPU threads torch times a network's latency with (recorded with each trial), so
     # that latency objectives and limits mean the same from run to run and machine load.
     latency_threads: int = 1
@@ -147,6 +151,17 @@ class ExportConfig:
     artifacts: str | None = None
     trial: str = "best"  # "best" or a trial number
     out: str = "net.py"  # the source file; the weights go beside it (.safetensors)
+
+
+@dataclass
+class PlotConfig:
+    """Keys of ``nas plot``."""
+
+    study: str | None = None  # the study's name (`nas studies` lists them)
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
+    # pareto (several objectives) | history | curves (pruned trials marked) | importance
+    kind: str = "history"
+    out: str = "plot.html"  # .html: interactive (plotly); .png: an image (matplotlib)
 
 
 @dataclass
@@ -529,6 +544,7 @@ def validate_search(config: SearchConfig) -> None:
         "latency_threads",
     ):
         check_number(key, getattr(config, key), integer=True, low=1)
+    check_number("threads", config.threads, integer=True, low=0)
     check_choice("backend", config.backend, BACKENDS)
     check_choice("ray_scheduler", config.ray_scheduler, RAY_SCHEDULERS)
     check_number("ray_trial_cpus", config.ray_trial_cpus, low=0.0, low_open=True)

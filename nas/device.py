@@ -60,3 +60,25 @@ def resolve_device(name: str) -> torch.device:
             f"device={name} but only {count} GPU(s) exist: use cuda:0..cuda:{count - 1}."
         )
     return device
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def set_torch_threads(threads: int) -> int:
+    """Make torch compute with ``threads`` CPU threads; 0 keeps torch's own default (one
+    per core, or ``$OMP_NUM_THREADS``, which local workers get as their share). Returns
+    the count.
+
+    Small networks gain nothing from more threads, and on a loaded machine threads that
+    wait for each other at every operation make a run several times slower.
+    """
+    import torch
+
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -186,12 +186,13 @@ def _open_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = create_space(config.space, **asdict(config.model))
     baselines = named_baselines(space, config.baselines)
-    data, device = None, None
+    data, device, threads = None, None, 0
     if get_evaluator_class(config.evaluator).needs_data:
         from nas.data import load_dataset
-        from nas.device import resolve_device
+        from nas.device import resolve_device, set_torch_threads
 
         device = resolve_device(config.device)
+        threads = set_torch_threads(config.threads)
         data = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
     url = config.storage or store.default_storage_url()
     storage = store.open_storage(
@@ -206,8 +207,10 @@ def _open_search(
         study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
 
     location = store.sqlite_path(url)
+    threads_shown = f"  torch threads: {threads}" if device is not None else ""
     echo(
-        f"store: {location.resolve() if location else store.redact(url)}  study: {study.study_name}"
+        f"store: {location.resolve() if location else store.redact(url)}  "
+        f"study: {study.study_name}{threads_shown}"
     )
     requeued = _requeue_interrupted(study) if requeue else 0
     if requeued:

@@ -92,23 +92,21 @@ def worker_devices(config: SearchConfig) -> list[str]:
     return [f"cuda:{order[i % len(order)]}" for i in range(config.workers)]
 
 
-def _threads_per_worker(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)
-
-
 def run_local_workers(config: SearchConfig, echo: object = print) -> tuple[int, bool]:
     """Prepare the study, start ``config.workers`` worker processes, wait for them.
 
     Returns (finished trials, interrupted). The parent trains a supernet first (once),
     so that every worker reuses it.
     """
+    from nas.device import cpu_cores
     from nas.search import prepare_study
 
     url = config.storage or store.default_storage_url()
     prepare_study(config)
     devices = worker_devices(config)
-    threads = _threads_per_worker(config.workers) if devices[0] == "cpu" else 1
+    # Each worker sets torch's threads from the study's config (threads=); OpenMP's
+    # own default for other libraries is one core's share.
+    threads = config.threads or max(1, cpu_cores() // config.workers)
     env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": str(threads)}
     name = study_name(config)
     print(

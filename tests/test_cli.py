@@ -260,6 +260,7 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
         (["search", "space=nasnet", "dataset=cifar10", "data_dir=/nonexistent"], "/nonexistent"),
         (["search", "space=evonorm", "baselines=[evonorm-b1]"], "Did you mean 'evonorm-b0'?"),
         (["search", "space=nasnet", "baselines=[nasnet-a]"], "leave out baselines="),
+        (["search", "space=nasnet", "threads=-1"], "threads must be an integer >= 0"),
     ],
 )
 def test_bad_input_is_one_line_without_traceback(
@@ -326,6 +327,28 @@ def test_import_nas_is_light() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_threads_is_what_torch_computes_with_and_is_recorded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real_fit = torch.nn.Module.train
+
+    def spy(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
+        seen.append(torch.get_num_threads())
+        return real_fit(module, mode)
+
+    monkeypatch.setattr(torch.nn.Module, "train", spy)
+    threads = torch.get_num_threads()
+    try:
+        code, out, err = run(capsys, "search", *TINY_SEARCH, "trials=1", "epochs=1", "threads=2")
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+    assert "torch threads: 2" in out
+    assert seen and set(seen) == {2}
+    assert load().user_attrs[store.ATTR_CONFIG]["threads"] == 2
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

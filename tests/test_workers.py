@@ -109,19 +109,11 @@ def test_a_sigkilled_workers_trial_is_retried_and_the_study_completes(
 
 @pytest.mark.timeout(300)
 def test_results_do_not_depend_on_the_number_of_workers(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import torch
-
-    # Two workers on two cores get one thread each; the single in-process worker must
-    # too, or float sums in another order could flip one validation image.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr("nas.workers._threads_per_worker", lambda workers: 1)
-    try:
-        _run_with_1_and_2_workers(capsys)
-    finally:
-        torch.set_num_threads(threads)
+    # Every process computes with threads=1 (the default), or float sums in another
+    # order could flip one validation image.
+    _run_with_1_and_2_workers(capsys)
 
 
 def _run_with_1_and_2_workers(capsys: pytest.CaptureFixture[str]) -> None:
