@@ -215,6 +215,16 @@ def cmd_plot(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_dashboard(args: Sequence[str]) -> int:
+    from nas import store
+    from nas.config import DashboardConfig, compose
+    from nas.dashboard import serve
+
+    config = compose(DashboardConfig, args)
+    serve(config.storage or store.default_storage_url(), config.host, config.port)
+    return 0
+
+
 def _print_results(study: optuna.Study, top: int = 10) -> None:
     """Trial counts (rejections by protocol), the best trials or Pareto front, and the
     named baselines trained beside them."""
@@ -305,6 +315,12 @@ def _plot_keys(args: Sequence[str]) -> Any:
     return compose(PlotConfig, args)
 
 
+def _dashboard_keys(args: Sequence[str]) -> Any:
+    from nas.config import DashboardConfig, compose
+
+    return compose(DashboardConfig, args)
+
+
 def _export_keys(args: Sequence[str]) -> Any:
     from nas.config import ExportConfig, NamedExportConfig, compose, compose_named
 
@@ -392,6 +408,13 @@ COMMANDS: dict[str, Command] = {
         "(trials a pruner stopped marked where it stopped them) or the parameters' "
         "importance; .html is interactive, .png an image.",
         _plot_keys,
+    ),
+    "dashboard": Command(
+        cmd_dashboard,
+        ("[storage=URL] [port=8080] [host=127.0.0.1]",),
+        "Serve optuna-dashboard on the study store: studies, each trial's architecture, "
+        "learning curves and Pareto fronts, in a browser. Ctrl-C stops it.",
+        _dashboard_keys,
     ),
     "export": Command(
         cmd_export,

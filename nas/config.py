@@ -165,6 +165,16 @@ class PlotConfig:
 
 
 @dataclass
+class DashboardConfig:
+    """Keys of ``nas dashboard``."""
+
+    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
+    # loopback: this machine only; 0.0.0.0 serves every network the machine is on
+    host: str = "127.0.0.1"
+    port: int = 8080  # the page is http://HOST:PORT/
+
+
+@dataclass
 class WorkerConfig:
     """Keys of ``nas worker``; every other setting is the study's own, set when it was
     created."""

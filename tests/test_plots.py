@@ -24,6 +24,11 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def arch_str(number: int) -> str:
+    """A readable architecture, as the search stores for each trial."""
+    return f"normal[b0=sep_conv_5x5({number})+identity(0)] concat(2)"
+
+
 def make_study(name: str, objectives: list[str], pruner: str = "lcpfn") -> optuna.Study:
     """A study as nas search leaves it: complete trials with curves, two stopped early by
     the pruner, one rejected."""
@@ -39,7 +44,7 @@ def make_study(name: str, objectives: list[str], pruner: str = "lcpfn") -> optun
     for number in range(8):
         params = {"op": ["conv", "pool", "skip"][number % 3], "width": 0.25 + number / 10}
         curve = [0.2 + 0.08 * epoch + 0.01 * number for epoch in range(4)]
-        attrs: dict[str, object] = {"curve": curve}
+        attrs: dict[str, object] = {"curve": curve, "arch_str": arch_str(number)}
         state, values = State.COMPLETE, [curve[-1], 1000.0 * (number + 1)][: len(objectives)]
         if number in (3, 6):  # stopped by the pruner after 2 epochs
             state, values, attrs["curve"] = State.PRUNED, None, curve[:2]
