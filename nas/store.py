@@ -101,6 +101,7 @@ def open_storage(
             f"storage={redact(url)!r} is not a SQLAlchemy URL. "
             "Examples: sqlite:///nas-runs/nas.db, postgresql://user@host/db."
         ) from None
+    url = with_installed_driver(url)
     db_file = sqlite_path(url)
     if db_file is not None:
         _make_folder(db_file.parent, url)
@@ -119,6 +120,47 @@ def open_storage(
     except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise StudyError(f"Cannot open storage {redact(url)}: {reason}") from None
+
+
+# For a URL that names no driver: the modules that can serve it, SQLAlchemy's default
+# first, and the pip command that installs one.
+_DRIVERS = {
+    "postgresql": (
+        (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
+        "pip install 'nas[postgres]'",
+    ),
+    "mysql": ((("mysqldb", "MySQLdb"), ("pymysql", "pymysql")), "pip install pymysql"),
+}
+
+
+def with_installed_driver(url: str) -> str:
+    """``url`` with a driver this environment has, where it names none.
+
+    SQLAlchemy picks one default driver per database (psycopg 3 for ``postgresql://``
+    since 2.1, mysqlclient for ``mysql://``), so a bare URL fails where only another one
+    is installed (the ``postgres`` extra installs psycopg2). The URL keeps its scheme when
+    the default is there; a missing one, with no other, is a one-line ``StudyError``.
+    """
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    backend, named = parsed.get_backend_name(), "+" in parsed.drivername
+    if named or backend not in _DRIVERS:
+        return url
+    drivers, install = _DRIVERS[backend]
+    for index, (driver, module) in enumerate(drivers):
+        if importlib.util.find_spec(module) is not None:
+            if index == 0:
+                return url
+            chosen = parsed.set(drivername=f"{backend}+{driver}")
+            return chosen.render_as_string(hide_password=False)
+    modules = " or ".join(module for _, module in drivers)
+    raise StudyError(
+        f"storage={redact(url)} needs a {backend} driver ({modules}), and none is "
+        f"installed: {install}."
+    )
 
 
 def _rdb_storage(

@@ -313,3 +313,13 @@ def test_evonorm_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(row["buildable"] + row["invalid"] == 4 for row in results["c"])
     out = capsys.readouterr().out
     assert "s/distinct vs both off" in out and "cand/min vs both off" in out
+
+
+@pytest.mark.timeout(900)
+def test_threads_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _load("threads").main(["--spaces", "nasnet", "--loads", "loaded"])
+    assert [(row["space"], row["load"]) for row in rows] == [("nasnet", "loaded")]
+    row = rows[0]
+    assert row["one_s"] > 0 and row["all_s"] > 0 and row["one_cpu_s"] > 0
+    assert row["ratio"] == pytest.approx(row["all_s"] / row["one_s"])
+    assert "all/1" in capsys.readouterr().out

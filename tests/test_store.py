@@ -68,3 +68,41 @@ def test_unknown_study_suggests_close_match() -> None:
     with pytest.raises(StudyError, match="Did you mean 'nasnet-digits'"):
         store.load_study(storage, "nasnet-digit")
     assert store.load_study(storage, None).study_name == "nasnet-digits"  # the only one
+
+
+def test_a_bare_postgresql_url_uses_the_driver_the_extra_installs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    installed = {"psycopg2"}  # as after pip install 'nas[postgres]'
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real(name, *a) if name in installed else None,
+    )
+    url = "postgresql://nas:p%40ss@db.example:5432/studies"
+    assert store.with_installed_driver(url) == (
+        "postgresql+psycopg2://nas:p%40ss@db.example:5432/studies"
+    )
+    assert store.with_installed_driver("postgresql+psycopg://u@h/db") == (
+        "postgresql+psycopg://u@h/db"  # a driver named is kept, installed or not
+    )
+    installed.clear()
+    with pytest.raises(StudyError) as caught:
+        store.open_storage(url)
+    message = str(caught.value)
+    assert "needs a postgresql driver (psycopg or psycopg2)" in message
+    assert "pip install 'nas[postgres]'" in message and "p%40ss" not in message
+    with pytest.raises(StudyError, match="needs a mysql driver .* pip install pymysql"):
+        store.open_storage("mysql://u@h/db")
+
+
+def test_a_bare_postgresql_url_opens_a_real_server(postgres_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    bare = make_url(postgres_url).set(drivername="postgresql")
+    storage = store.open_storage(bare.render_as_string(hide_password=False))
+    optuna.create_study(study_name="bare", storage=storage)
+    assert store.study_names(storage) == ["bare"]
