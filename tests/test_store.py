@@ -95,7 +95,7 @@ def test_a_bare_postgresql_url_uses_the_driver_the_extra_installs(
     message = str(caught.value)
     assert "needs a postgresql driver (psycopg or psycopg2)" in message
     assert "pip install 'nas[postgres]'" in message and "p%40ss" not in message
-    with pytest.raises(StudyError, match="needs a mysql driver .* pip install pymysql"):
+    with pytest.raises(StudyError, match=r"needs a mysql driver .* pip install pymysql"):
         store.open_storage("mysql://u@h/db")
 
 
