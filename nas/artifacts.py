@@ -17,6 +17,7 @@ finds no checkpoint of its own resumes from the published one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import shutil
 import time
@@ -284,9 +285,24 @@ def wait_for_supernet(
         time.sleep(poll_s)
 
 
+# Study names used as file names as they are: portable characters, well under the
+# 255 bytes file systems allow.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
 def checkpoint_path(artifact_dir: Path, study_name: str, kind: str = "supernet") -> Path:
-    """Where a study's ``kind`` checkpoint lives locally (one file per study and kind)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)
+    """Where a study's ``kind`` checkpoint lives locally (one file per study and kind).
+
+    A plain study name is the file's name. Any other (``研究``, a 300-character name)
+    becomes a readable prefix and a hash of the whole name, so that two studies never
+    share a file and no name is too long for the file system.
+    """
+    if _PLAIN_NAME.fullmatch(study_name):
+        safe = study_name
+    else:
+        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)[:40]
+        digest = hashlib.sha256(study_name.encode("utf-8")).hexdigest()[:16]
+        safe = f"{prefix}-{digest}"
     return artifact_dir / f"{kind}s" / f"{safe}.ckpt"
 
 

@@ -210,3 +210,18 @@ def test_local_workers_evaluate_the_supernet_trained_once_in_place(
     # Workers that start together draw their own proposals, not the same ones.
     archs = [t.user_attrs["arch_str"] for t in study.get_trials() if t.state.name == "COMPLETE"]
     assert len(archs) == 4 and len(set(archs)) == 4, archs
+
+
+def test_checkpoint_names_are_unique_per_study_and_fit_the_file_system(tmp_path: Path) -> None:
+    from nas.artifacts import checkpoint_path
+
+    names = ["αβ", "γδ", "研究", "a b", "a_b", "x" * 300, "x" * 301]
+    paths = [checkpoint_path(tmp_path, name) for name in names]
+    assert len(set(paths)) == len(names)  # before: αβ, γδ and 研究 were all __.ckpt
+    for path in paths:
+        assert len(path.name.encode()) < 100
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"ok")  # a name the file system takes
+    # Plain names keep the file name they always had, so existing checkpoints resume.
+    assert checkpoint_path(tmp_path, "bignas-digits").name == "bignas-digits.ckpt"
+    assert checkpoint_path(tmp_path, "s", "tas-search") == tmp_path / "tas-searchs" / "s.ckpt"
