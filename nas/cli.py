@@ -172,7 +172,7 @@ def cmd_studies(args: Sequence[str]) -> int:
 
     config = compose(StoreConfig, args)
     check_choice("format", config.format, OUTPUT_FORMATS)
-    storage = store.open_storage(config.storage)
+    storage = store.open_storage(config.storage, must_exist=True)
     if config.format == "json":
         print(json.dumps(study_rows(storage), indent=2))
     else:
@@ -189,7 +189,7 @@ def cmd_show(args: Sequence[str]) -> int:
     if config.top <= 0:
         raise ConfigError(f"'top' must be > 0, but got top={config.top}.")
     check_choice("format", config.format, OUTPUT_FORMATS)
-    study = store.load_study(store.open_storage(config.storage), config.study)
+    study = store.load_study(store.open_storage(config.storage, must_exist=True), config.study)
     if config.format == "json":
         print(json.dumps(study_report(study, config.top), indent=2))
         return 0
@@ -210,7 +210,7 @@ def cmd_plot(args: Sequence[str]) -> int:
     check_choice("kind", config.kind, PLOT_KINDS)
     out = Path(config.out)
     check_output_file(out)
-    study = store.load_study(store.open_storage(config.storage), config.study)
+    study = store.load_study(store.open_storage(config.storage, must_exist=True), config.study)
     print(f"{config.kind} of '{study.study_name}' -> {write_plot(study, config.kind, out)}")
     return 0
 
@@ -249,7 +249,7 @@ def cmd_export(args: Sequence[str]) -> int:
     config = compose(ExportConfig, args)
     check_output_file(Path(config.out))
     url = config.storage or store.default_storage_url()
-    study = store.load_study(store.open_storage(url), config.study)
+    study = store.load_study(store.open_storage(url, must_exist=True), config.study)
     artifacts = study_artifacts(study, config.artifacts, url)
     result = export_trial(study, config.trial, Path(config.out), artifacts=artifacts)
     print(f"trial {result.trial} -> {result.source}")

@@ -434,6 +434,11 @@ def compose_search(overrides: Sequence[str]) -> SearchConfig:
     """The full config of ``nas search``: the schema's defaults, the chosen space's preset
     (``<space>.yaml`` in ``$NAS_PRESET_PATH`` or ``studies/``), the ``preset`` asked for,
     the space's named settings (``model.preset``), then ``overrides``."""
+    if any(arg.strip() == "study=" for arg in overrides):  # YAML reads it as null
+        raise ConfigError(
+            "study= is empty: give the study a name, or leave study= out for the default "
+            "<space>-<dataset>."
+        )
     requested = parse_overrides(overrides)
     space = str(_chosen("space", [requested]))
     from search_spaces import get_space_class
@@ -539,6 +544,11 @@ def validate_search(config: SearchConfig) -> None:
         raise ConfigError(
             f"Bad value for 'device': '{config.device}'. Allowed: auto, cpu, cuda, cuda:N."
             + close_match_hint(config.device, ["auto", "cpu", "cuda"])
+        )
+    if config.study is not None and not str(config.study).strip():
+        raise ConfigError(
+            "study= is empty: give the study a name, or leave study= out for "
+            f"{config.space}-{config.dataset}."
         )
     _check_objectives(config)
     _check_strategy_fits(config)

@@ -62,7 +62,7 @@ def serve(url: str, host: str, port: int) -> None:
     """Serve the dashboard on ``host:port`` until Ctrl-C."""
     check_number("port", port, integer=True, low=1, high=65535)
     dashboard = _require_dashboard()
-    storage = store.open_storage(url)
+    storage = store.open_storage(url, must_exist=True)
     prepared = prepare_studies(storage)
     print(
         f"dashboard of {store.redact(url)} ({len(prepared)} nas studies) on "

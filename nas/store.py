@@ -87,8 +87,15 @@ def open_storage(
     *,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
     grace_period: int = GRACE_PERIOD_S,
+    must_exist: bool = False,
 ) -> optuna.storages.RDBStorage:
-    """Connect to (and if needed create) the RDB storage at ``url``."""
+    """Connect to (and if needed create) the RDB storage at ``url``.
+
+    ``must_exist``: the commands that read a store (show, studies, export, plot, a
+    joining worker) never create one; a missing store is a one-line ``StudyError``. A
+    database that exists but holds no Optuna store (another application's) is refused
+    at once, before anything is written to it, whoever opens it.
+    """
     import optuna
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -103,6 +110,13 @@ def open_storage(
         ) from None
     url = with_installed_driver(url)
     db_file = sqlite_path(url)
+    if db_file is not None and must_exist and not db_file.is_file():
+        raise StudyError(
+            f"No study store at {db_file}: run `nas search` first, or pass the storage= "
+            "of an existing store."
+        )
+    if db_file is None or db_file.is_file():
+        _check_optuna_schema(url, must_exist=must_exist)
     if db_file is not None:
         _make_folder(db_file.parent, url)
         _use_write_ahead_log(db_file)
@@ -220,6 +234,41 @@ def _make_folder(folder: Path, url: str) -> None:
             f"Cannot create the folder {folder} for storage={redact(url)} ({reason}); "
             "point storage= at a writable path, e.g. sqlite:///nas-runs/nas.db."
         ) from None
+
+
+# Tables every Optuna store has; a database with none of them is a new, empty store.
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+
+
+def _check_optuna_schema(url: str, *, must_exist: bool) -> None:
+    """A one-line ``StudyError`` unless the database at ``url`` is empty (where it may
+    be created) or holds Optuna's tables; nothing is written."""
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ImportError) as error:
+        if sqlite_path(url) is None:
+            return  # a server that does not answer: open_storage's own retries say so
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StudyError(f"Cannot read the store {redact(url)}: {reason}") from None
+    if tables >= _OPTUNA_TABLES:
+        return
+    if tables:
+        raise StudyError(
+            f"{redact(url)} is a database but not an Optuna study store (its tables: "
+            f"{', '.join(sorted(tables)[:5])}); pass the storage= of a nas store, or a new file."
+        )
+    if must_exist:
+        raise StudyError(
+            f"{redact(url)} holds no study store yet: run `nas search` first, or pass the "
+            "storage= of an existing store."
+        )
 
 
 def _use_write_ahead_log(db_file: Path) -> None:

@@ -62,7 +62,7 @@ def worker_overrides(args: Sequence[str]) -> tuple[str, str, list[str], str]:
 def worker_config(args: Sequence[str]) -> tuple[SearchConfig, str]:
     """The config of the study ``nas worker`` joins (as created), and the worker's name."""
     name, url, rest, label = worker_overrides(args)
-    study = store.load_study(store.open_storage(url), name)
+    study = store.load_study(store.open_storage(url, must_exist=True), name)
     recorded = study.user_attrs.get(store.ATTR_CONFIG)
     if not isinstance(recorded, dict):
         raise StudyError(

@@ -242,17 +242,17 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
         (
             ["serch"],
             "unknown command 'serch'. Commands: spaces, evaluators, named, search, worker, "
-            "studies, show, export, lcpfn. Did you mean 'search'?",
+            "studies, show, plot, dashboard, export, lcpfn. Did you mean 'search'?",
         ),
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
-        (["show", "study=nope"], "No study 'nope' in the store"),
+        (["show", "study=nope"], "No study store at nas-runs/nas.db: run `nas search` first"),
         (["export", "study=nasnet-digits", "trial=x"], "No study"),
         (["search", "space=nasnet", "storage=notaurl"], "is not a SQLAlchemy URL"),
         (
             ["search", "space=nasnet", "storage=sqlite:////proc/nas/x.db"],
             "Cannot create the folder /proc/nas for storage=sqlite:////proc/nas/x.db",
         ),
-        (["show", "storage=sqlite:////etc/passwd/x.db"], "(/etc/passwd is a file)"),
+        (["search", "storage=sqlite:////etc/passwd/x.db"], "(/etc/passwd is a file)"),
         (["export", "study=s", "out=/proc/net.py"], "Cannot write out=/proc/net.py"),
         (["export", "study=s", "out=/tmp"], "out=/tmp is a folder; name a file in it"),
         (["export", "study=s", "out=/etc/passwd/net.py"], "/etc/passwd is a file, not a folder"),
@@ -408,3 +408,38 @@ def test_show_and_studies_print_json_for_scripts(
     assert (row["complete"], row["best"]) == (3, {"trial": 0, "accuracy": 0.9})
     code, _, err = run(capsys, "studies", f"storage={url}", "format=xml")
     assert code == 2 and "format must be one of json, table" in err
+
+
+def test_read_only_commands_never_create_or_alter_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for args in (["studies"], ["show", "study=s"], ["export", "study=s"], ["plot", "study=s"]):
+        code, _, err = run(capsys, *args, "storage=sqlite:///new.db")
+        assert code == 2 and "No study store at new.db: run `nas search` first" in err, args
+        assert err.count("\n") == 1
+    code, _, err = run(capsys, "studies")  # the default store, before any search
+    assert code == 2 and "No study store" in err
+    assert list(tmp_path.iterdir()) == []
+
+    other = tmp_path / "another-app.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE studies (id INTEGER)")  # a clashing name, not Optuna's
+        db.execute("CREATE TABLE users (name TEXT)")
+    before = other.read_bytes()
+    for args in (["studies"], ["search", "space=nasnet", "trials=1"]):
+        code, _, err = run(capsys, *args, f"storage=sqlite:///{other}")
+        assert code == 2 and "is a database but not an Optuna study store" in err, args
+    assert other.read_bytes() == before  # no tables added, still not in WAL mode
+    (tmp_path / "notes.db").write_text("not a database")
+    code, _, err = run(capsys, "studies", "storage=sqlite:///notes.db")
+    assert code == 2 and "file is not a database" in err and err.count("\n") == 1
+
+
+def test_a_refused_search_leaves_no_study_behind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "search", "space=nasnet", "evaluator=supernet", "study=evs")
+    assert code == 2 and "needs a weight-sharing space" in err
+    code, _, err = run(capsys, "search", "space=nasnet", "study=")
+    assert code == 2 and "study= is empty" in err
+    assert not (tmp_path / "nas-runs").exists()
