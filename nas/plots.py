@@ -64,6 +64,12 @@ def write_plot(study: optuna.Study, kind: str, out: Path) -> Path:
         # Said whenever a target is given; _importance gives the one it asks for.
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
         figure = _DRAW[kind](study, library)
+    if kind != "curves":  # Optuna's titles do not say which study
+        title = f"{_TITLES[kind]} of '{study.study_name}'"
+        if library == "plotly":
+            figure.update_layout(title=title)
+        else:
+            figure.axes[0].set_title(title)
     out.parent.mkdir(parents=True, exist_ok=True)
     if library == "plotly":
         figure.write_html(str(out), include_plotlyjs=True)
@@ -286,6 +292,7 @@ def _curves_matplotlib(curves: list[Curve], title: str, stopper: str) -> Any:
     return figure
 
 
+_TITLES = {"pareto": "Pareto front", "history": "Optimization history", "importance": "Importance"}
 _DRAW: dict[str, Callable[[optuna.Study, str], Any]] = {
     "pareto": _pareto,
     "history": _history,
