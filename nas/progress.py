@@ -19,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from nas.core.interrupt import raise_if_interrupted
+
 # The best result so far, computed only by a reporter that shows it (it reads the study).
 Best = Callable[[], str]
 
@@ -37,6 +39,50 @@ class SearchReporter(Protocol):
     def phase_epoch(self, epoch: int, total: int, summary: str) -> None: ...
     def phase_finished(self, summary: str) -> None: ...
     def close(self) -> None: ...
+
+
+class InterruptCheckingReporter:
+    """Passes everything on to ``inner``, first raising ``KeyboardInterrupt`` at each
+    step and epoch if Ctrl-C was pressed and its exception was lost
+    (:mod:`nas.core.interrupt`): these are called throughout every phase and trial."""
+
+    def __init__(self, inner: SearchReporter) -> None:
+        self.inner = inner
+
+    def start(self, *, study: str, done: int, total: int, best: Best) -> None:
+        self.inner.start(study=study, done=done, total=total, best=best)
+
+    def trial_started(self, number: int, arch: str, epochs: int) -> None:
+        raise_if_interrupted()
+        self.inner.trial_started(number, arch, epochs)
+
+    def step(self, number: int, step: int, steps: int) -> None:
+        raise_if_interrupted()
+        self.inner.step(number, step, steps)
+
+    def epoch(self, number: int, epoch: int, epochs: int, accuracy: float) -> None:
+        raise_if_interrupted()
+        self.inner.epoch(number, epoch, epochs, accuracy)
+
+    def trial_finished(self, number: int, outcome: str, *, done: int, best: Best) -> None:
+        self.inner.trial_finished(number, outcome, done=done, best=best)
+
+    def phase_started(self, name: str, total: int) -> None:
+        self.inner.phase_started(name, total)
+
+    def phase_step(self, step: int, steps: int) -> None:
+        raise_if_interrupted()
+        self.inner.phase_step(step, steps)
+
+    def phase_epoch(self, epoch: int, total: int, summary: str) -> None:
+        raise_if_interrupted()
+        self.inner.phase_epoch(epoch, total, summary)
+
+    def phase_finished(self, summary: str) -> None:
+        self.inner.phase_finished(summary)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _format_eta(seconds: float) -> str:

@@ -17,7 +17,8 @@ from nas.artifacts import Artifacts, StudyFiles, open_artifacts
 from nas.config import SearchConfig, evaluator_settings, study_name, to_container
 from nas.coordination import TrialCoordinator, budget
 from nas.core.errors import ConfigError, StudyError, close_match_hint
-from nas.progress import SearchReporter, create_reporter
+from nas.core.interrupt import raise_if_interrupted, stop_on_ctrl_c
+from nas.progress import InterruptCheckingReporter, SearchReporter, create_reporter
 from nas.pruners import create_pruner
 from nas.reuse import ResultCache
 from nas.strategies import create_sampler, directions
@@ -314,9 +315,24 @@ def run_search(
     elsewhere. Each of several workers gives its own ``sampler_stream`` (see
     ``create_sampler``).
     """
+    with stop_on_ctrl_c():
+        return _run_search(
+            config, reporter, echo, requeue, new_trials, trains_supernet, sampler_stream
+        )
+
+
+def _run_search(
+    config: SearchConfig,
+    reporter: SearchReporter | None,
+    echo: Any,
+    requeue: bool,
+    new_trials: int | None,
+    trains_supernet: bool,
+    sampler_stream: int,
+) -> SearchOutcome:
     opened = _open_search(config, echo, requeue=requeue, sampler_stream=sampler_stream)
     study, url = opened.study, opened.url
-    reporter = reporter or create_reporter()
+    reporter = InterruptCheckingReporter(reporter or create_reporter())
     interrupted = False
     try:
         evaluator = _prepare_evaluator(config, opened, reporter, echo, trains=trains_supernet)
@@ -364,6 +380,7 @@ def _trial_loop(
     ran = 0
     with store.Heartbeat(study) as heartbeat:  # one thread for all its trials
         while new_trials is None or ran < new_trials:
+            raise_if_interrupted()  # a Ctrl-C whose exception was lost in a callback
             trial = coordinator.next_trial()
             if trial is None:
                 return False

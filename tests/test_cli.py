@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -298,6 +299,46 @@ def test_ctrl_c_leaves_no_running_trial_and_resume_retries_it(tmp_path: Path) ->
     assert retry.user_attrs["seed"] == trial.user_attrs["seed"]
     assert retry.user_attrs["retry_of"] == 0
     assert all(t.state.name != "RUNNING" for t in study.get_trials())
+
+
+def test_a_ctrl_c_whose_exception_was_lost_still_stops_the_search(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: a KeyboardInterrupt raised inside a weakref callback is printed as
+    ignored and lost; the flag the Ctrl-C handler also sets stops the search at the next
+    step, and the trial is retried like any interrupted one."""
+    from nas.core.interrupt import request_stop
+    from nas.trial import OptunaTrialSession
+
+    report = OptunaTrialSession.report
+
+    def report_then_lose_a_ctrl_c(session: OptunaTrialSession, *args: Any) -> None:
+        report(session, *args)
+        request_stop()  # what the handler did before its exception was swallowed
+
+    monkeypatch.setattr(OptunaTrialSession, "report", report_then_lose_a_ctrl_c)
+    code, _, err = run(capsys, "search", *TINY_SEARCH, "epochs=3")
+    assert code == 130 and "Resume with: nas search" in err
+    (trial,) = load().get_trials()
+    assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
+    assert len(trial.user_attrs["curve"]) == 1  # stopped in its second epoch
+    monkeypatch.setattr(OptunaTrialSession, "report", report)
+    code, out, err = run(capsys, "search", *TINY_SEARCH, "epochs=3", "trials=1")
+    assert code == 0 and "retrying 1 trial(s)" in out, err
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "after",
+    ["store:", "trial 0 started", "trial 0 epoch 1/", "trial 0 complete", "trial 1 started"],
+)
+def test_ctrl_c_at_any_point_stops_the_search_and_leaves_nothing_running(
+    tmp_path: Path, after: str
+) -> None:
+    args = ["space=nasnet", *TINY_SEARCH, "epochs=2", "trials=3"]
+    err = interrupt_search(args, tmp_path, after=after)
+    assert "Traceback" not in err
+    assert all(t.state.name != "RUNNING" for t in load().get_trials())
 
 
 @pytest.mark.e2e
