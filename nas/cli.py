@@ -62,6 +62,7 @@ def _list_plugins(kind: str, names: Sequence[str], load: Callable[[str], type]) 
             print(f"{name:12s} (cannot load this {kind}: {error})")
             continue
         summary = doc.strip().splitlines()[0] if doc.strip() else ""
+        summary = summary.replace("``", "")  # the docstring's literal markup
         print(f"{name:12s} {summary}")
 
 
@@ -256,8 +257,19 @@ def cmd_export(args: Sequence[str]) -> int:
     if result.weights is not None:
         print(f"weights -> {result.weights}")
     else:
-        print("the trial kept no weights (keep_weights=false or pruned): source only")
+        state = study.trials[result.trial].state.name
+        print(f"the trial kept no weights ({_NO_WEIGHTS.get(state, state)}): source only")
     return 0
+
+
+# Why an exported trial has no weights, by its state.
+_NO_WEIGHTS = {
+    "COMPLETE": "its study ran with keep_weights=false",
+    "PRUNED": "it was stopped early or rejected; only finished trials keep weights",
+    "FAIL": "it failed or was interrupted before it finished",
+    "RUNNING": "it is still running",
+    "WAITING": "it has not started",
+}
 
 
 def _export_named(args: Sequence[str]) -> int:

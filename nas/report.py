@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 # cost column -> the trial user attribute holding it
 COST_ATTRS = {"params": "params", "flops": "flops", "latency": "latency_ms"}
+# Column titles that carry a unit.
+_TITLES = {"latency": "latency ms"}
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
@@ -175,10 +177,10 @@ def _trials_table(study: optuna.Study, title: str, trials: list[optuna.trial.Fro
     table = Table(title=title)
     table.add_column("trial", justify="right")
     for name in names:
-        table.add_column(str(name), justify="right")
+        table.add_column(_TITLES.get(str(name), str(name)), justify="right")
     for extra in COST_ATTRS:
         if extra not in names:
-            table.add_column(extra, justify="right")
+            table.add_column(_TITLES.get(extra, extra), justify="right")
     table.add_column("architecture", overflow="fold")
     for trial in trials:
         row = [str(trial.number)] + [_fmt(v) for v in trial.values]

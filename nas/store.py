@@ -58,7 +58,8 @@ def redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        return "<unparseable storage URL>"
+        # Not a URL: shown as typed unless it may hold a password (user:secret@...).
+        return url if "@" not in url else "<unparseable storage URL>"
 
 
 @functools.cache

@@ -248,7 +248,8 @@ def test_export_refuses_a_tampered_architecture(capsys: pytest.CaptureFixture[st
         (["search", "space=nasnet", "epoch=2"], "Did you mean 'epochs'?"),
         (["show", "study=nope"], "No study store at nas-runs/nas.db: run `nas search` first"),
         (["export", "study=nasnet-digits", "trial=x"], "No study"),
-        (["search", "space=nasnet", "storage=notaurl"], "is not a SQLAlchemy URL"),
+        (["search", "space=nasnet", "storage=notaurl"], "storage='notaurl' is not a SQLAlchemy"),
+        (["search", "storage=me:pw@nohost"], "storage='<unparseable storage URL>' is not"),
         (
             ["search", "space=nasnet", "storage=sqlite:////proc/nas/x.db"],
             "Cannot create the folder /proc/nas for storage=sqlite:////proc/nas/x.db",
@@ -484,3 +485,16 @@ def test_a_refused_search_leaves_no_study_behind(
     code, _, err = run(capsys, "search", "space=nasnet", "study=")
     assert code == 2 and "study= is empty" in err
     assert not (tmp_path / "nas-runs").exists()
+
+
+def test_export_says_why_a_trial_has_no_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "search", *TINY_SEARCH, "trials=1", "epochs=1", "keep_weights=false")
+    assert code == 0, err
+    code, out, err = run(capsys, "export", "study=nasnet-digits", "trial=0", "out=net.py")
+    assert code == 0, err
+    assert "kept no weights (its study ran with keep_weights=false): source only" in out
+
+
+def test_spaces_print_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "spaces")
+    assert code == 0 and "nasnet" in out and "``" not in out
