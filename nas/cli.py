@@ -127,10 +127,17 @@ def cmd_search(args: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 130
-    print(
-        f"{outcome.finished}/{config.trials} trials finished in study '{outcome.study.study_name}'."
-    )
+    print(_finished_line(outcome.finished, config.trials, outcome.study.study_name))
     return 0
+
+
+def _finished_line(finished: int, trials: int, study: str) -> str:
+    if finished > trials:  # trials= below what the study already holds: nothing ran
+        return (
+            f"Study '{study}' already holds {finished} finished trials, more than trials="
+            f"{trials}: nothing to run (trials= is the study's total; raise it to search more)."
+        )
+    return f"{finished}/{trials} trials finished in study '{study}'."
 
 
 def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
@@ -151,7 +158,7 @@ def _search_with_workers(config: SearchConfig, args: Sequence[str]) -> int:
         command = shlex.join(["nas", "search", *args])
         print(f"Interrupted; resume with: {command}", file=sys.stderr)
         return 130
-    print(f"{finished}/{config.trials} trials finished in study '{study.study_name}'.")
+    print(_finished_line(finished, config.trials, study.study_name))
     return 0
 
 

@@ -101,8 +101,13 @@ def _open_study(
         sampler=create_sampler(config, resumed_trials=n_trials, space=space, stream=sampler_stream),
         pruner=create_pruner(config),
     )
-    # Every search may raise the total; workers that join later read it from here.
-    study.set_user_attr(store.ATTR_TRIALS, config.trials)
+    # Every search may raise the total; workers that join later read it from here. A
+    # rerun asking for fewer than the study already holds (a plain rerun after trials=80)
+    # keeps the larger total: lowering it would change nothing but the count shown.
+    stored = study.user_attrs.get(store.ATTR_TRIALS)
+    already = budget(study).finished if existing else 0
+    if not (type(stored) is int and stored > config.trials and already >= config.trials):
+        study.set_user_attr(store.ATTR_TRIALS, config.trials)
     if not existing:
         study.set_user_attr(store.ATTR_SPACE, config.space)
         study.set_user_attr(store.ATTR_IDENTITY, identity)
@@ -350,7 +355,7 @@ def _run_search(
         reporter.start(
             study=study.study_name,
             done=coordinator.finished,
-            total=config.trials,
+            total=max(config.trials, coordinator.finished),  # never "80/40"
             best=lambda: best_summary(study),
         )
         interrupted = _trial_loop(coordinator, opened.space, evaluator, rules, new_trials)

@@ -498,3 +498,15 @@ def test_export_says_why_a_trial_has_no_weights(capsys: pytest.CaptureFixture[st
 def test_spaces_print_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "spaces")
     assert code == 0 and "nasnet" in out and "``" not in out
+
+
+def test_a_plain_rerun_after_more_trials_keeps_the_total(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "search", *TINY_SEARCH, "epochs=1", "trials=3")
+    assert code == 0, err
+    code, out, err = run(capsys, "search", *TINY_SEARCH, "epochs=1")  # trials=2 there
+    assert code == 0, err
+    assert "already holds 3 finished trials, more than trials=2: nothing to run" in out
+    assert "3/2" not in out
+    assert load().user_attrs[store.ATTR_TRIALS] == 3  # a worker joining later runs none
