@@ -140,6 +140,8 @@ class TrialCoordinator:
         self.study, self._url, self.trials, self._timeout = study, storage_url, trials, timeout
         self._interval, self._echo = heartbeat_interval, echo
         self._waiter = BudgetWaiter(grace_period, heartbeat_interval)
+        self._grace_period = grace_period
+        self._announced: Budget | None = None  # the last wait said, so it is said once
         self._started = time.monotonic()
         self._next_stale_check = 0.0
         self.finished = budget(study).finished
@@ -173,6 +175,13 @@ class TrialCoordinator:
                 return None
             if now.finished + now.running >= self.trials:
                 # The rest of the budget is running elsewhere; stay in case a worker dies.
+                if now != self._announced:
+                    self._announced = now
+                    self._echo(
+                        f"waiting for {now.running} trial(s) RUNNING elsewhere (another worker, "
+                        f"or one that died: its trial is retried here after "
+                        f"{self._grace_period:g}s without a heartbeat)"
+                    )
                 if self._waiter.wait(now):
                     continue
                 self._echo(

@@ -75,3 +75,25 @@ def test_one_heartbeat_thread_beats_for_the_running_trial_only(tmp_path: Path) -
         thread = heartbeat._thread
     assert not thread.is_alive()
     assert _heartbeats(study)[first._trial_id] == beat_of_first  # none after watch left it
+
+
+def test_waiting_on_a_running_trial_says_what_for_once(tmp_path: Path) -> None:
+    """Issue 17: after a SIGKILLed worker the next run waited the grace period in silence."""
+    study = _study(tmp_path, heartbeat_interval=1, grace_period=2)
+    study.tell(study.ask(), 1.0)
+    dead = study.ask()  # RUNNING in a worker that beat once, then was SIGKILLed
+    store.backend(study._storage).record_heartbeat(dead._trial_id)
+    said: list[str] = []
+    coordinator = coordination.TrialCoordinator(
+        study,
+        f"sqlite:///{tmp_path / 'nas.db'}",
+        trials=2,
+        timeout=None,
+        heartbeat_interval=1,
+        grace_period=2,
+        echo=said.append,
+    )
+    retry = coordinator.next_trial()  # the dead trial is failed and queued again
+    assert retry is not None
+    waits = [line for line in said if line.startswith("waiting for 1 trial(s) RUNNING")]
+    assert len(waits) == 1 and "retried here after 2s without a heartbeat" in waits[0]
