@@ -76,6 +76,9 @@ class SharedFiles(Protocol):
     def published_epochs(self) -> int | None:
         """Epochs the published file holds, or None when nothing is published."""
 
+    def discard_published(self) -> None:
+        """Forget the published file (it is unreadable): the next trainer starts anew."""
+
     def wait_for_finished(self, path: Path, epochs: int, what: str = "supernet") -> Path:
         """Wait until the published file holds ``epochs`` epochs; the local path to read
         it from (``path`` or a copy of the published one). ``what`` names the network

@@ -247,6 +247,12 @@ def publish_checkpoint(study: optuna.Study, artifacts: Artifacts, path: Path, ep
         artifacts.remove(previous[0])
 
 
+def discard_published(study: optuna.Study) -> None:
+    """Point the study at no published checkpoint (an unreadable one): the next trainer
+    starts from scratch. The file itself stays in the artifact store."""
+    study.set_user_attr(ATTR_SUPERNET_CHECKPOINT, None)
+
+
 def fetch_for_resume(study: optuna.Study, artifacts: Artifacts, path: Path) -> int:
     """A trainer without a checkpoint of its own (another machine, a lost disk) resumes
     from the published one; the epochs it holds, or 0."""
@@ -327,6 +333,9 @@ class StudyFiles:
 
     def publish(self, path: Path, epoch: int) -> None:
         publish_checkpoint(self.study, self.artifacts, path, epoch)
+
+    def discard_published(self) -> None:
+        discard_published(self.study)
 
     def published_epochs(self) -> int | None:
         published = published_checkpoint(self.study)

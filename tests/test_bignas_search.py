@@ -186,3 +186,37 @@ def test_the_same_command_in_two_fresh_folders_trains_the_same_supernet(
         weights.append(checkpoint["supernet"])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_an_unreadable_supernet_checkpoint_is_recovered_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17: a corrupt local checkpoint falls back to the published copy; when that
+    is corrupt too, both are set aside and the next run trains from scratch."""
+    from nas.artifacts import published_checkpoint
+
+    args = [*TINY_BIGNAS, "supernet.epochs=1"]
+    code, _, err = run(capsys, "search", *args, "trials=1")
+    assert code == 0, err
+    local = supernet_checkpoint_path(ARTIFACTS, "bignas-digits")
+    local.write_bytes(b"not a checkpoint")
+
+    code, out, err = run(capsys, "search", *args, "trials=2")
+    assert code == 0, err
+    assert "the local supernet checkpoint is unreadable (kept as bignas-digits.ckpt.corrupt)" in out
+    assert "resuming from the published copy (1 epochs" in out
+    assert "supernet epoch 1/1" not in out  # nothing retrained
+
+    published = published_checkpoint(load())
+    assert published is not None
+    (ARTIFACTS / published[0]).write_bytes(b"corrupt too")
+    local.write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "search", *args, "trials=3")
+    assert code == 1 and err.count("\n") == 1
+    assert "and so is the copy published in the study" in err
+    assert "run the same command again to train the supernet from scratch" in err
+
+    code, out, err = run(capsys, "search", *args, "trials=3")
+    assert code == 0, err
+    assert "supernet epoch 1/1" in out  # trained anew, then published again
+    assert published_checkpoint(load()) is not None
