@@ -239,6 +239,8 @@ def _print_results(study: optuna.Study, top: int = 10) -> None:
     from nas.report import baselines_table, best_table, outcome_summary
 
     print(outcome_summary(study))
+    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        return  # nothing finished yet (an early Ctrl-C): no empty tables
     console = _console()
     console.print(best_table(study, top))
     table = baselines_table(study)

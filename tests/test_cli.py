@@ -318,8 +318,9 @@ def test_a_ctrl_c_whose_exception_was_lost_still_stops_the_search(
         request_stop()  # what the handler did before its exception was swallowed
 
     monkeypatch.setattr(OptunaTrialSession, "report", report_then_lose_a_ctrl_c)
-    code, _, err = run(capsys, "search", *TINY_SEARCH, "epochs=3")
+    code, out, err = run(capsys, "search", *TINY_SEARCH, "epochs=3")
     assert code == 130 and "Resume with: nas search" in err
+    assert "Best" not in out and "┏" not in out  # no empty tables after an interrupt
     (trial,) = load().get_trials()
     assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
     assert len(trial.user_attrs["curve"]) == 1  # stopped in its second epoch
