@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,9 @@ def default_storage_url() -> str:
     return f"sqlite:///{DEFAULT_HOME / 'nas.db'}"
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+-]{1,200}")
+
+
 def redact(url: str) -> str:
     """The URL with its password hidden, safe to print or log."""
     from sqlalchemy.engine import make_url
@@ -58,8 +62,9 @@ def redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        # Not a URL: shown as typed unless it may hold a password (user:secret@...).
-        return url if "@" not in url else "<unparseable storage URL>"
+        # Not a URL: shown as typed when it is one plain word (a mistyped name or path),
+        # hidden when it has the separators a password could hide between.
+        return url if _PLAIN_WORD.fullmatch(url) else "<unparseable storage URL>"
 
 
 @functools.cache

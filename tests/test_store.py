@@ -14,6 +14,8 @@ def test_redact_hides_the_password() -> None:
         "postgresql://user:***@db.example/nas"
     )
     assert "s3cret" not in store.redact("not a url s3cret")
+    assert "pw" not in store.redact("me:pw@nohost")
+    assert store.redact("notaurl") == "notaurl"  # a mistyped word is shown as typed
 
 
 def test_default_artifacts_live_next_to_the_sqlite_file() -> None:
