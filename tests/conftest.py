@@ -24,7 +24,7 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _default_sigint() -> None:
+def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -41,7 +41,7 @@ def interrupt_search(args: list[str], cwd: Path, *, after: str, wait: float = 18
         text=True,
         # A shell without job control starts background jobs with SIGINT ignored, and a
         # child inherits that: Ctrl-C must reach the search however the tests were started.
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
     assert process.stdout is not None
     deadline = time.monotonic() + wait

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 from test_plots import arch_str, make_study
 
 from nas.cli import main
@@ -44,6 +45,7 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # Ctrl-C reaches it however the tests were started
     )
     url = f"http://127.0.0.1:{port}"
     try:
