@@ -91,7 +91,8 @@ def _run(study: optuna.Study, curve: list[float]) -> int | None:
 
 def test_pruner_stops_a_hopeless_trial_and_keeps_a_leading_one(stopper: CurveStopper) -> None:
     study = _study(stopper, [0.93, 0.95, 0.91])
-    assert _run(study, HOPELESS) == 2  # at min_epochs
+    stopped = _run(study, HOPELESS)
+    assert stopped is not None and stopped <= 3  # at min_epochs or one later, of 20
     assert _run(study, LEADING + [0.98] * 13) is None
 
 
