@@ -317,8 +317,9 @@ def test_evonorm_runs(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.timeout(900)
 def test_threads_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = _load("threads").main(["--spaces", "nasnet", "--loads", "loaded"])
-    assert [(row["space"], row["load"]) for row in rows] == [("nasnet", "loaded")]
+    # The shortest default study: two threads on busy cores are what the script shows slow.
+    rows = _load("threads").main(["--spaces", "evonorm", "--loads", "loaded"])
+    assert [(row["space"], row["load"]) for row in rows] == [("evonorm", "loaded")]
     row = rows[0]
     assert row["one_s"] > 0 and row["all_s"] > 0 and row["one_cpu_s"] > 0
     assert row["ratio"] == pytest.approx(row["all_s"] / row["one_s"])

@@ -332,7 +332,7 @@ def test_a_ctrl_c_whose_exception_was_lost_still_stops_the_search(
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "after",
-    ["store:", "trial 0 started", "trial 0 epoch 1/", "trial 0 complete", "trial 1 started"],
+    ["store:", "trial 0 epoch 1/", "trial 1 started"],  # before, inside and between trials
 )
 def test_ctrl_c_at_any_point_stops_the_search_and_leaves_nothing_running(
     tmp_path: Path, after: str
