@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from nas.core.errors import ConfigError, close_match_hint
+from nas.core.errors import ConfigError, close_match_hint, first_line
 from nas.core.validation import check_choice, check_number, check_optional_number
 from nas.data import DATASETS
 
@@ -237,8 +237,7 @@ def _load_yaml(text: str, where: str) -> DictConfig:
     try:
         loaded = OmegaConf.create(text)
     except (OmegaConfBaseException, yaml.YAMLError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"Preset {where} is not valid YAML: {first}") from None
+        raise ConfigError(f"Preset {where} is not valid YAML: {first_line(error)}") from None
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"Preset {where} must be a mapping of key: value.")
     return loaded
@@ -273,9 +272,8 @@ def _unreadable_value(args: Sequence[str]) -> ConfigError:
         try:
             OmegaConf.from_dotlist([arg])
         except yaml.YAMLError as error:
-            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
             return ConfigError(
-                f"Cannot read the value of '{arg}' ({problem}); values are YAML: a word, "
+                f"Cannot read the value of '{arg}' ({first_line(error)}); values are YAML: a word, "
                 "a number or a [list], without tags such as !!python."
             )
     return ConfigError(f"Cannot read the overrides {list(args)} as YAML.")

@@ -24,7 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.core.errors import ArchitectureError, ConfigError, StudyError, close_match_hint
+from nas.core.errors import (
+    ArchitectureError,
+    ConfigError,
+    StudyError,
+    close_match_hint,
+    first_line,
+)
 from nas.core.files import file_in_the_way
 
 if TYPE_CHECKING:
@@ -138,8 +144,7 @@ def open_storage(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return _rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
     except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StudyError(f"Cannot open storage {redact(url)}: {reason}") from None
+        raise StudyError(f"Cannot open storage {redact(url)}: {first_line(error)}") from None
 
 
 # For a URL that names no driver: the modules that can serve it, SQLAlchemy's default
@@ -261,8 +266,7 @@ def _check_optuna_schema(url: str, *, must_exist: bool) -> None:
     except (SQLAlchemyError, ImportError) as error:
         if sqlite_path(url) is None:
             return  # a server that does not answer: open_storage's own retries say so
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StudyError(f"Cannot read the store {redact(url)}: {reason}") from None
+        raise StudyError(f"Cannot read the store {redact(url)}: {first_line(error)}") from None
     if tables >= _OPTUNA_TABLES:
         return
     if tables:

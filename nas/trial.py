@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.config import report_steps
-from nas.core.errors import ArchitectureError, CandidateRejected, NasError
+from nas.core.errors import ArchitectureError, CandidateRejected, NasError, first_line
 from nas.core.seeds import derive_seed
 from nas.reuse import ResultCache
 
@@ -344,4 +344,4 @@ def _is_user_error(error: BaseException) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:500]
+    return first_line(error)[:500]

@@ -78,6 +78,12 @@ class StudyError(NasError):
     exit_code = 2
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (libraries' messages span many), or the
+    error's type name when it has none."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def close_match_hint(value: str, allowed: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest allowed value, or ``""``."""
     matches = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1, cutoff=0.5)
