@@ -124,29 +124,38 @@ class SearchConfig:
 
 
 @dataclass
-class StoreConfig:
-    """Keys of the commands that only read the store (``studies``)."""
+class StoreKey:
+    """The key of every command that reads a study store."""
 
     storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
+
+
+@dataclass
+class StudyKeys(StoreKey):
+    """The keys of a command about one stored study."""
+
+    study: str | None = None  # the study's name (`nas studies` lists them)
+
+
+@dataclass
+class StoreConfig(StoreKey):
+    """Keys of the commands that only read the store (``studies``)."""
+
     format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass
-class ShowConfig:
+class ShowConfig(StudyKeys):
     """Keys of ``nas show``."""
 
-    study: str | None = None  # the study's name (`nas studies` lists them)
-    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     top: int = 10  # rows for single-objective studies
     format: str = "table"  # table | json (for scripts and notebooks)
 
 
 @dataclass
-class ExportConfig:
+class ExportConfig(StudyKeys):
     """Keys of ``nas export study=...``."""
 
-    study: str | None = None  # the study's name (`nas studies` lists them)
-    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     # where the study kept its weights; default: the folder it recorded
     artifacts: str | None = None
     trial: str = "best"  # "best" or a trial number
@@ -154,21 +163,18 @@ class ExportConfig:
 
 
 @dataclass
-class PlotConfig:
+class PlotConfig(StudyKeys):
     """Keys of ``nas plot``."""
 
-    study: str | None = None  # the study's name (`nas studies` lists them)
-    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     # pareto (several objectives) | history | curves (pruned trials marked) | importance
     kind: str = "history"
     out: str = "plot.html"  # .html: interactive (plotly); .png: an image (matplotlib)
 
 
 @dataclass
-class DashboardConfig:
+class DashboardConfig(StoreKey):
     """Keys of ``nas dashboard``."""
 
-    storage: str | None = None  # any SQLAlchemy URL; default: sqlite file nas-runs/nas.db
     # loopback: this machine only; 0.0.0.0 serves every network the machine is on
     host: str = "127.0.0.1"
     port: int = 8080  # the page is http://HOST:PORT/
