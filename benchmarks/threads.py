@@ -24,10 +24,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from _table import Column, print_table
+
+from nas.device import cpu_cores
 
 # Short searches of each space's default study: the models and data of `nas search
 # space=NAME`, fewer epochs and trials.
@@ -79,7 +81,7 @@ def time_search(overrides: Sequence[str], threads: int) -> tuple[float, float]:
 
 def measure(space: str, load: str, repeats: int, cores: int) -> dict[str, Any]:
     times: dict[int, list[tuple[float, float]]] = {1: [], 0: []}
-    with busy_cores(cores) if load == "loaded" else _nothing():
+    with busy_cores(cores) if load == "loaded" else nullcontext():
         for _ in range(repeats):
             for threads in times:  # alternate, so a drift in load hits both alike
                 times[threads].append(time_search(WORKLOADS[space], threads))
@@ -96,11 +98,6 @@ def measure(space: str, load: str, repeats: int, cores: int) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spaces", default=",".join(WORKLOADS))
@@ -115,8 +112,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for name in loads:
         if name not in LOADS:
             parser.error(f"unknown load {name!r}; choose from {', '.join(LOADS)}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = cpu_cores()
     rows = [measure(space, load, args.repeats, cores) for space in spaces for load in loads]
     columns = [
         Column("space", "space", "<11"),

@@ -312,34 +312,16 @@ def _search_keys(args: Sequence[str]) -> Any:
     return compose_search(args)
 
 
-def _worker_keys(args: Sequence[str]) -> Any:
-    from nas.config import WorkerConfig, compose
+def _composed(schema: str) -> Callable[[Sequence[str]], Any]:
+    """The keys of a command whose config is ``nas.config.<schema>`` (imported when
+    asked, so that ``nas`` starts without OmegaConf)."""
 
-    return compose(WorkerConfig, args)
+    def keys(args: Sequence[str]) -> Any:
+        from nas import config
 
+        return config.compose(getattr(config, schema), args)
 
-def _studies_keys(args: Sequence[str]) -> Any:
-    from nas.config import StoreConfig, compose
-
-    return compose(StoreConfig, args)
-
-
-def _show_keys(args: Sequence[str]) -> Any:
-    from nas.config import ShowConfig, compose
-
-    return compose(ShowConfig, args)
-
-
-def _plot_keys(args: Sequence[str]) -> Any:
-    from nas.config import PlotConfig, compose
-
-    return compose(PlotConfig, args)
-
-
-def _dashboard_keys(args: Sequence[str]) -> Any:
-    from nas.config import DashboardConfig, compose
-
-    return compose(DashboardConfig, args)
+    return keys
 
 
 def _export_keys(args: Sequence[str]) -> Any:
@@ -408,19 +390,19 @@ COMMANDS: dict[str, Command] = {
         ("study=NAME [storage=URL] [device=cuda:0]",),
         "Join a study from any machine and run trials until its budget is met "
         "(NAS_STORAGE may hold the URL).",
-        _worker_keys,
+        _composed("WorkerConfig"),
     ),
     "studies": Command(
         cmd_studies,
         ("[storage=URL] [format=json]",),
         "The studies in the store with trial counts and best values.",
-        _studies_keys,
+        _composed("StoreConfig"),
     ),
     "show": Command(
         cmd_show,
         ("study=NAME [storage=URL] [format=json]",),
         "A study's best or Pareto-optimal trials.",
-        _show_keys,
+        _composed("ShowConfig"),
     ),
     "plot": Command(
         cmd_plot,
@@ -428,14 +410,14 @@ COMMANDS: dict[str, Command] = {
         "Draw a study: its Pareto front, the best value over trials, the learning curves "
         "(trials a pruner stopped marked where it stopped them) or the parameters' "
         "importance; .html is interactive, .png an image.",
-        _plot_keys,
+        _composed("PlotConfig"),
     ),
     "dashboard": Command(
         cmd_dashboard,
         ("[storage=URL] [port=8080] [host=127.0.0.1]",),
         "Serve optuna-dashboard on the study store: studies, each trial's architecture, "
         "learning curves and Pareto fronts, in a browser. Ctrl-C stops it.",
-        _dashboard_keys,
+        _composed("DashboardConfig"),
     ),
     "export": Command(
         cmd_export,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import store
 from nas.core.errors import ConfigError
+from nas.core.validation import check_choice
 from nas.report import objective_names
 
 if TYPE_CHECKING:
@@ -48,8 +49,7 @@ def write_plot(study: optuna.Study, kind: str, out: Path) -> Path:
         ConfigError: An unknown kind or file type, a study the kind does not fit (a
             front of one objective, nothing finished), or the plotting library missing.
     """
-    if kind not in PLOT_KINDS:
-        raise ConfigError(f"Unknown kind={kind}; choose one of {', '.join(PLOT_KINDS)}.")
+    check_choice("kind", kind, PLOT_KINDS)
     library = FORMATS.get(out.suffix.lower())
     if library is None:
         raise ConfigError(

@@ -213,7 +213,7 @@ def _open_search(
         study.set_user_attr(store.ATTR_DATA_SPEC, vars(data.spec).copy())
 
     location = store.sqlite_path(url)
-    threads_shown = f"  torch threads: {threads}" if device is not None else ""
+    threads_shown = f"  torch threads: {threads}" if threads else ""  # 0: no data, no torch
     echo(
         f"store: {location.resolve() if location else store.redact(url)}  "
         f"study: {study.study_name}{threads_shown}"
