@@ -340,8 +340,10 @@ def _named_keys(args: Sequence[str]) -> Any:
 
 def _lcpfn_keys(args: Sequence[str]) -> Any:
     from nas.config import compose
-    from nas.lcpfn_command import LCPFNTrainConfig
+    from nas.lcpfn_command import LCPFNCalibrateConfig, LCPFNTrainConfig
 
+    if args[:1] == ["calibrate"]:
+        return compose(LCPFNCalibrateConfig, args[1:])
     return compose(LCPFNTrainConfig, args[1:] if args[:1] == ["train"] else args)
 
 
@@ -432,8 +434,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "lcpfn": Command(
         cmd_lcpfn,
-        ("train [size=small|paper steps=N ...]",),
-        "Train the learning-curve extrapolator (LC-PFN); running it again resumes.",
+        ("train [size=small|paper steps=N ...]", "calibrate weights=W fold0=A fold1=B"),
+        "Train the learning-curve extrapolator (LC-PFN); running it again resumes. "
+        "calibrate: fit a fine-tuned network's predictive spread on its fold networks.",
         _lcpfn_keys,
         _lcpfn_documented_in,
     ),

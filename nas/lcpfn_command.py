@@ -1,4 +1,5 @@
-"""``nas lcpfn train``: train the learning-curve extrapolator (LC-PFN) on its prior.
+"""``nas lcpfn train``: train the learning-curve extrapolator (LC-PFN) on its prior;
+``nas lcpfn calibrate``: fit its predictive spread on curves it was not trained on.
 
 Resumable: the checkpoint is written every ``checkpoint_every`` steps, and running the
 same command again continues from it. The finished network is written as safetensors
@@ -6,7 +7,11 @@ with a JSON card (command, seed, steps, sizes, held-out scores) next to it.
 
 Fine-tuning on recorded curves: ``init=WEIGHTS corpus=CORPUS.json.gz corpus_share=0.5``
 starts from trained weights and draws that share of every batch from the corpus's
-tuning half; the card then also scores the corpus's held-out half.
+tuning half; the card then also scores the corpus's held-out half. ``corpus_fold=0|1``
+trains on one fold of the tuning half only: ``nas lcpfn calibrate weights=W fold0=A
+fold1=B`` judges each fold's network on the other fold and writes the spread calibration
+fitted on those out-of-fold predictions into W's card (see
+``evaluators.lcpfn.calibration``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ class LCPFNTrainConfig:
     init: str = ""  # weights to fine-tune ("shipped": the packaged network); "" trains anew
     corpus: str = ""  # recorded real curves (gzip JSON); its tuning half is trained on
     corpus_share: float = 0.5  # share of each batch from the corpus, when one is given
+    # only fold 0 or 1 of the corpus's tuning half (for `nas lcpfn calibrate`); none: all
+    corpus_fold: int | None = None
+
+
+@dataclass
+class LCPFNCalibrateConfig:
+    """Keys of ``nas lcpfn calibrate``."""
+
+    weights: str = ""  # the fine-tuned network to calibrate; its card gets the calibration
+    fold0: str = ""  # the same fine-tune on fold 0 of the tuning half only (corpus_fold=0)
+    fold1: str = ""  # the same fine-tune on fold 1 of the tuning half only (corpus_fold=1)
 
 
 def _progress_printer(every: int) -> object:
@@ -64,7 +80,7 @@ def _progress_printer(every: int) -> object:
     return on_step
 
 
-def _held_out_scores(model: Any, length: int) -> dict[str, Any]:
+def held_out_scores(model: Any, length: int) -> dict[str, Any]:
     """Final-value scores on fresh prior curves, for the card next to the weights."""
     from evaluators.lcpfn.evaluate import HELD_OUT_SEED, held_out_curves, score_at_cutoffs
 
@@ -83,12 +99,19 @@ def _held_out_scores(model: Any, length: int) -> dict[str, Any]:
     }
 
 
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    """Write a network's JSON card whole or not at all (an interrupt keeps the old one)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
 def real_cutoffs(epochs: int) -> list[int]:
     """Cut points for real curves of ``epochs`` epochs: 10%, 25%, 50% and 75% of them."""
     return sorted({min(max(1, round(share * epochs)), epochs - 1) for share in REAL_CUT_SHARES})
 
 
-def _real_held_out_scores(model: Any, corpus_path: str) -> dict[str, Any]:
+def real_held_out_scores(model: Any, corpus_path: str) -> dict[str, Any]:
     """Final-value scores on the corpus's held-out half, for the card."""
     from evaluators.lcpfn.corpus import load_curve_corpus
     from evaluators.lcpfn.evaluate import rank_correlation, score_at_cutoffs
@@ -125,7 +148,13 @@ def _sources(config: LCPFNTrainConfig, network: Any) -> tuple[Any, Any]:
     from evaluators.lcpfn import load_lcpfn
     from evaluators.lcpfn.corpus import load_curve_corpus
 
-    corpus = load_curve_corpus(config.corpus, "tuning") if config.corpus else None
+    if config.corpus_fold is not None and not config.corpus:
+        raise ConfigError("corpus_fold picks a fold of a corpus: give corpus=CORPUS.json.gz too.")
+    corpus = (
+        load_curve_corpus(config.corpus, "tuning", fold=config.corpus_fold)
+        if config.corpus
+        else None
+    )
     init = None
     if config.init:
         init = load_lcpfn(None if config.init == "shipped" else config.init)
@@ -137,11 +166,24 @@ def _sources(config: LCPFNTrainConfig, network: Any) -> tuple[Any, Any]:
     return corpus, init
 
 
+USAGE = (
+    "Usage: nas lcpfn train [size=small|paper steps=N seed=S out=PATH] | "
+    "nas lcpfn calibrate weights=W fold0=A fold1=B."
+)
+
+
 def cmd_lcpfn(args: Sequence[str]) -> int:
-    """``nas lcpfn train [key=value ...]``."""
-    if not args or args[0] != "train":
-        raise ConfigError("Usage: nas lcpfn train [size=small|paper steps=N seed=S out=PATH].")
-    config = compose(LCPFNTrainConfig, args[1:])
+    """``nas lcpfn train|calibrate [key=value ...]``."""
+    if args[:1] == ["calibrate"]:
+        from nas.lcpfn_calibrate import calibrate
+
+        return calibrate(compose(LCPFNCalibrateConfig, args[1:]), args)
+    if args[:1] != ["train"]:
+        raise ConfigError(USAGE)
+    return _train(compose(LCPFNTrainConfig, args[1:]), args)
+
+
+def _train(config: LCPFNTrainConfig, args: Sequence[str]) -> int:
     if config.size not in SIZES:
         raise unknown_choice("size", config.size, SIZES)
 
@@ -187,14 +229,19 @@ def cmd_lcpfn(args: Sequence[str]) -> int:
         "settings": settings.as_dict(),
         "init": config.init or None,
         "corpus": (
-            {"path": config.corpus, "tuning_curves": len(corpus), "digest": corpus.digest}
+            {
+                "path": config.corpus,
+                "fold": config.corpus_fold,
+                "tuning_curves": len(corpus),
+                "digest": corpus.digest,
+            }
             if corpus is not None
             else None
         ),
-        "held_out": _held_out_scores(model, network.length),
+        "held_out": held_out_scores(model, network.length),
     }
     if config.corpus:
-        card["real_held_out"] = _real_held_out_scores(model, config.corpus)
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        card["real_held_out"] = real_held_out_scores(model, config.corpus)
+    write_card(out.with_suffix(".json"), card)
     print(f"LC-PFN -> {out} (+ {out.with_suffix('.json').name})")
     return 0

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from evaluators.lcpfn import LCPFN, LCPFNConfig
+from evaluators.lcpfn import LCPFN, LCPFNConfig, load_lcpfn
 from nas.cli import main
 from nas.lcpfn_command import SIZES
 
@@ -55,10 +55,59 @@ def test_fine_tuning_writes_the_corpus_and_its_held_out_scores_into_the_card(
     assert all(-1 <= row["spearman"] <= 1 for row in real["scores"])
 
 
+def test_calibrate_fits_on_the_fold_networks_and_rewrites_the_card(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.lcpfn_command
+
+    monkeypatch.setattr(nas.lcpfn_command, "HELD_OUT_CURVES", 200)  # a quicker card
+    records = [
+        {"family": "f", "setting": s, "split": split, "curve": [0.2, 0.8 + i / 100, 0.85, 0.9]}
+        for i, (s, split) in enumerate(
+            [(s, split) for s in "ab" for split in ["tuning", "tuning", "held-out"]] * 2
+        )
+    ]
+    with gzip.open("corpus.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"curves": records}, handle)
+    tune = ["lcpfn", "train", "steps=2", "batch_size=8", "init=shipped", "corpus=corpus.json.gz"]
+    for fold in ("", "0", "1"):
+        extra = [f"corpus_fold={fold}"] if fold else []
+        assert main([*tune, *extra, f"out=m{fold}.safetensors"]) == 0
+    assert json.loads(Path("m0.json").read_text())["corpus"]["fold"] == 0
+    capsys.readouterr()
+
+    swapped = ["lcpfn", "calibrate", "weights=m.safetensors", "fold0=m1.safetensors"]
+    assert main([*swapped, "fold1=m0.safetensors"]) == 2
+    assert "fold0=m1.safetensors was not fine-tuned on fold 0" in capsys.readouterr().err
+    assert "calibration" not in json.loads(Path("m.json").read_text())  # card untouched
+
+    args = [
+        "lcpfn",
+        "calibrate",
+        "weights=m.safetensors",
+        "fold0=m0.safetensors",
+        "fold1=m1.safetensors",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # Each fold network judged the other fold's 4 curves from cuts 1, 2 and 3.
+    assert "fitted on 24 predictions" in out and "scores calibrated:" in out
+    card = json.loads(Path("m.json").read_text())
+    assert card["calibration"]["command"] == "nas " + " ".join(args)
+    assert card["calibration"]["folds"] == ["m0.safetensors", "m1.safetensors"]
+    assert card["uncalibrated"]["real_held_out"]["curves"] == 4
+    model = load_lcpfn("m.safetensors")
+    assert model.calibration is not None
+    assert list(model.calibration.log_stretch) == card["calibration"]["log_stretch"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["lcpfn"], "Usage: nas lcpfn train"),
+        (["lcpfn", "calibrate", "fold0=a", "fold1=b"], "weights= is empty"),
+        (["lcpfn", "calibrate", "weights=w.safetensors", "fold0=a", "fold1=b"], "No card w.json"),
+        (["lcpfn", "train", "corpus_fold=1"], "give corpus=CORPUS.json.gz too"),
         (["lcpfn", "train", "size=huge"], "Unknown size 'huge'. Allowed: paper, small."),
         (["lcpfn", "train", "step=3"], "Did you mean 'steps'?"),
         (["lcpfn", "train", "corpus=none.json.gz"], "No curve corpus at none.json.gz"),

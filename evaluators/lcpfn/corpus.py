@@ -21,6 +21,9 @@ import numpy as np
 from nas.core.errors import ConfigError
 
 SPLITS = ("tuning", "held-out")
+# The tuning half splits again into two folds, alternate curves of each family and
+# setting, so that a network fitted on one fold can be judged on the other (calibration).
+FOLDS = 2
 
 
 @dataclass(frozen=True)
@@ -64,27 +67,44 @@ def read_corpus_file(path: Path | str) -> dict[str, Any]:
     return corpus
 
 
-def load_curve_corpus(path: Path | str, split: str) -> CurveCorpus:
+def load_curve_corpus(path: Path | str, split: str, *, fold: int | None = None) -> CurveCorpus:
     """The ``split`` half of the corpus at ``path``, every record checked.
 
+    Args:
+        path: A corpus file.
+        split: ``"tuning"`` or ``"held-out"``.
+        fold: Only fold 0 or 1 of the tuning half: the even or the odd curves of each
+            family and setting, in file order. None: the whole split.
+
     Raises:
-        ConfigError: Unknown split, unreadable file, a malformed record, curves of
-            different lengths, or no curve in the split.
+        ConfigError: Unknown split or fold, unreadable file, a malformed record, curves
+            of different lengths, or no curve in the split.
     """
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, but got {split!r}.")
+    if fold is not None and (split != "tuning" or fold not in range(FOLDS)):
+        raise ConfigError(
+            f"fold must be one of {list(range(FOLDS))}, of the tuning split only, but got "
+            f"fold={fold!r} of the {split!r} split."
+        )
     raw = read_corpus_file(path)
     rows: list[list[float]] = []
     families: list[str] = []
     settings: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
     for index, record in enumerate(raw["curves"]):
         _check_record(record, index, path)
-        if record["split"] == split:
+        if record["split"] != split:
+            continue
+        group = (record["family"], record["setting"])
+        position = seen[group] = seen.get(group, -1) + 1
+        if fold is None or position % FOLDS == fold:
             rows.append([float(v) for v in record["curve"]])
             families.append(record["family"])
             settings.append(record["setting"])
     if not rows:
-        raise ConfigError(f"Curve corpus {path} has no curve in the {split!r} split.")
+        part = f"fold {fold} of the {split!r} split" if fold is not None else f"{split!r} split"
+        raise ConfigError(f"Curve corpus {path} has no curve in the {part}.")
     if len({len(row) for row in rows}) != 1:
         raise ConfigError(f"Curve corpus {path}: the {split!r} curves differ in length.")
     curves = np.asarray(rows, dtype=np.float32)

@@ -117,3 +117,34 @@ def score_at_cutoffs(
             )
         )
     return results
+
+
+@torch.inference_mode()
+def predictions_at_every_cut(
+    model: LCPFN, curves: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The prediction of each curve's last epoch from each of its first 1 .. E-1 epochs.
+
+    What a spread calibration is fitted on (``fit_spread_calibration``), so ``model``
+    should not have seen ``curves``. Returns ``(logits, finals, shares)`` with one row
+    per curve and cut: logits (n (E-1), buckets) as ``model`` gives them, the true last
+    values (n (E-1),) and the observed shares cut / E (n (E-1),).
+    """
+    length = model.config.length
+    if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
+        raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
+    target = curves.shape[1]
+    scale = run_grid_scale(target, length)
+    device = model.head.weight.device
+    final = torch.from_numpy(np.ascontiguousarray(curves[:, -1])).to(torch.float64)
+    logits, finals, shares = [], [], []
+    for cut in range(1, target):
+        prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cut])).to(device)
+        logits.append(
+            torch.cat(
+                [model.predict(p, [target], epoch_scale=scale)[:, 0] for p in prefix.split(_CHUNK)]
+            )
+        )
+        finals.append(final)
+        shares.append(torch.full_like(final, cut / target))
+    return torch.cat(logits).cpu(), torch.cat(finals), torch.cat(shares)

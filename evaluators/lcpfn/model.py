@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.lcpfn.bar_distribution import BarDistribution
+from evaluators.lcpfn.calibration import SpreadCalibration
 from nas.core.errors import ConfigError
 from nas.core.validation import check_number
 
@@ -137,6 +138,9 @@ class LCPFN(nn.Module):
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.emsize)
         self.head = nn.Linear(config.emsize, config.buckets)
+        # Fitted after training on curves the network did not see (``nas lcpfn
+        # calibrate``) and stored in its card, not its weights; None: predictions as trained.
+        self.calibration: SpreadCalibration | None = None
 
     def forward(
         self,
@@ -203,7 +207,8 @@ class LCPFN(nn.Module):
 
         Returns:
             Logits of shape (B, Q, buckets); ``self.distribution`` turns them into
-            means, quantiles or probabilities.
+            means, quantiles or probabilities. With a ``calibration``, they are the
+            calibrated log bucket masses.
         """
         device = self.head.weight.device
         if isinstance(observed, torch.Tensor):
@@ -240,4 +245,7 @@ class LCPFN(nn.Module):
         inputs = torch.cat([values, torch.zeros_like(queries)], dim=1)  # (B, N + Q)
         seen = torch.arange(N, device=device) < count[:, None]  # (B, N)
         mask = torch.cat([seen, torch.zeros_like(queries, dtype=torch.bool)], dim=1)
-        return self(epochs, inputs, mask, first_output=N)  # (B, Q, buckets)
+        logits = self(epochs, inputs, mask, first_output=N)  # (B, Q, buckets)
+        if self.calibration is None:
+            return logits
+        return self.calibration.apply(logits, count[:, None] / queries)  # share of each run

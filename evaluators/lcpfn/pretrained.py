@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from evaluators.lcpfn.calibration import SpreadCalibration
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from nas.core.errors import ConfigError
 
@@ -58,7 +59,8 @@ def _network_config(card: dict[str, Any], where: Path) -> LCPFNConfig:
 
 
 def load_lcpfn(weights: Path | str | None = None) -> LCPFN:
-    """The network stored at ``weights`` (default: the shipped one), in eval mode on CPU."""
+    """The network stored at ``weights`` (default: the shipped one), in eval mode on CPU,
+    with the spread calibration its card holds, if any."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -67,7 +69,8 @@ def load_lcpfn(weights: Path | str | None = None) -> LCPFN:
         raise ConfigError(
             f"No LC-PFN weights at {path}; train them with `nas lcpfn train out={path}`."
         )
-    config = _network_config(read_card(path), path.with_suffix(".json"))
+    card = read_card(path)
+    config = _network_config(card, path.with_suffix(".json"))
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as error:
@@ -81,4 +84,7 @@ def load_lcpfn(weights: Path | str | None = None) -> LCPFN:
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise ConfigError(f"LC-PFN weights {path} do not fit their card: {detail}.") from None
+    if card.get("calibration") is not None:
+        where = f"LC-PFN card {path.with_suffix('.json')}"
+        model.calibration = SpreadCalibration.from_card(card["calibration"], where)
     return model.eval()

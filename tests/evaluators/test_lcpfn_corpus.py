@@ -142,3 +142,28 @@ def test_sources_are_checked(tmp_path: Path) -> None:
         train_lcpfn(
             TINY, _settings(corpus_share=0.0), checkpoint=tmp_path / "c.pt", device=CPU, init=wider
         )
+
+
+def test_the_two_folds_split_the_tuning_half_alternately_within_each_setting(
+    tmp_path: Path,
+) -> None:
+    records = [
+        {"family": family, "setting": setting, "split": split, "curve": [i / 100, 0.5]}
+        for i, (family, setting, split) in enumerate(
+            [("a", "x", "tuning"), ("b", "y", "tuning"), ("a", "x", "held-out"),
+             ("a", "x", "tuning"), ("b", "y", "tuning"), ("a", "x", "tuning")]
+        )
+    ]  # fmt: skip
+    path = _write(tmp_path / "c.json.gz", records)
+    whole = load_curve_corpus(path, "tuning")
+    folds = [load_curve_corpus(path, "tuning", fold=fold) for fold in (0, 1)]
+    # Group (a, x): curves 0, 3, 5 -> folds 0, 1, 0; group (b, y): curves 1, 4 -> 0, 1.
+    assert folds[0].curves[:, 0].tolist() == pytest.approx([0.0, 0.01, 0.05])
+    assert folds[1].curves[:, 0].tolist() == pytest.approx([0.03, 0.04])
+    assert len(folds[0]) + len(folds[1]) == len(whole) and folds[0].digest != folds[1].digest
+
+
+@pytest.mark.parametrize(("split", "fold"), [("held-out", 0), ("tuning", 2), ("tuning", -1)])
+def test_a_fold_outside_the_tuning_half_is_refused(tmp_path: Path, split: str, fold: int) -> None:
+    with pytest.raises(ConfigError, match="fold must be one of"):
+        load_curve_corpus(_corpus(tmp_path), split, fold=fold)

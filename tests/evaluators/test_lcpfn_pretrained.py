@@ -42,6 +42,9 @@ def test_the_card_scores_are_what_the_shipped_weights_score(card: dict) -> None:
 
 def test_predictive_distribution_is_calibrated_on_held_out_prior_curves() -> None:
     model = load_lcpfn()
+    # As trained: the card's spread calibration is fitted for the platform's real curves
+    # and narrows late prior-curve intervals (coverage 0.81 after 80 of 100 epochs).
+    model.calibration = None
     # A fresh seed: neither the training stream nor the card's held-out curves.
     curves = held_out_curves(2000, length=model.config.length, seed=12345)
     for scores in score_at_cutoffs(model, curves):
@@ -85,12 +88,42 @@ def test_on_real_curves_the_shipped_network_beats_the_prior_one_and_is_calibrate
     final = held_out.curves[:, -1].astype(float)
     for tuned, base in zip(shipped, prior, strict=True):
         assert tuned.log_likelihood > base.log_likelihood and tuned.mse < base.mse, (tuned, base)
-        assert 0.85 <= tuned.coverage90 <= 0.97, tuned  # 0.964 at 15 of 20 epochs
+        assert 0.85 <= tuned.coverage90 <= 0.95, tuned  # the issue's range (15)
         # The last observed value, the baseline to beat at every cut (issue 15): by MSE
         # and by how the predicted median ranks the runs (0.9769 vs 0.9762 at 15 epochs).
         last = held_out.curves[:, tuned.cutoff - 1].astype(float)
         assert tuned.mse < float(((last - final) ** 2).mean()), tuned
         assert tuned.spearman_median > rank_correlation(last, final), tuned
+
+
+def test_the_card_calibration_is_what_the_fold_networks_give(card: dict) -> None:
+    from evaluators.lcpfn.calibration import fit_spread_calibration
+    from evaluators.lcpfn.corpus import load_curve_corpus
+    from evaluators.lcpfn.evaluate import predictions_at_every_cut
+
+    folds = [REPO / path for path in card["calibration"]["folds"]]
+    parts = [
+        predictions_at_every_cut(
+            load_lcpfn(folds[fold]), load_curve_corpus(CORPUS, "tuning", fold=1 - fold).curves
+        )
+        for fold in (0, 1)
+    ]
+    logits, finals, shares = (torch.cat(tensors) for tensors in zip(*parts, strict=True))
+    assert len(finals) == card["calibration"]["predictions"]
+    fitted = fit_spread_calibration(logits, finals, shares, load_lcpfn().distribution.borders)
+    assert fitted.shares == tuple(card["calibration"]["shares"])
+    assert fitted.log_stretch == pytest.approx(card["calibration"]["log_stretch"], abs=1e-4)
+
+
+def test_calibration_brought_real_curve_coverage_into_range_and_kept_the_ranking(
+    card: dict,
+) -> None:
+    before, after = card["uncalibrated"]["real_held_out"]["scores"], card["real_held_out"]["scores"]
+    assert max(row["coverage90"] for row in before) > 0.95  # too wide late in a run
+    for then, now in zip(before, after, strict=True):
+        assert 0.85 <= now["coverage90"] <= 0.95, now
+        # The map keeps each median, so the ranking by the median does not move.
+        assert now["spearman_median"] == pytest.approx(then["spearman_median"], abs=1e-3)
 
 
 def test_fine_tuning_kept_what_the_prior_network_knows(card: dict) -> None:
@@ -123,6 +156,13 @@ def test_a_copy_loads_like_the_original(tmp_path: Path) -> None:
         (lambda card: card["network"].update(layers=99), "do not fit their card"),
         (lambda card: card["network"].update(evil=1), "unknown network keys"),
         (lambda card: card.pop("network"), "no 'network'"),
+        (lambda card: card.update(calibration=[1.0]), "'calibration' must be an object"),
+        (lambda card: card["calibration"].update(shares="eval"), "must be a list of numbers"),
+        (lambda card: card["calibration"].update(log_stretch=[0, 0, 0, 50, 0]), "numbers within"),
+        (
+            lambda card: card["calibration"].update(shares=[0.5, 0.25, 0.1, 0.7, 0.9]),
+            "must increase",
+        ),
     ],
 )
 def test_a_tampered_card_is_refused(tmp_path: Path, edit: object, message: str) -> None:
