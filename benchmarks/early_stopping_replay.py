@@ -21,7 +21,11 @@ LC-PFN included), is reported for the chosen variants. LC-PFN's predictions are 
 once per (curve, observed epochs) in one batched call and replayed from that cache, as the
 predictive distribution does not depend on the target it is compared with.
 
+``--every-variant`` also replays every variant on the held-out half, choosing nothing:
+each pruner's trade-off curve, to compare pruners at equal regret.
+
     python benchmarks/early_stopping_replay.py [--orders 20] [--corpus PATH] [--weights PATH]
+        [--max-regret 0.5] [--every-variant]
 """
 
 from __future__ import annotations
@@ -101,6 +105,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-regret", type=float, default=MAX_REGRET_PP, help="pp, tuning")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--weights", help="an LC-PFN other than the shipped one")
+    parser.add_argument(
+        "--every-variant",
+        action="store_true",
+        help="also replay every variant on the held-out half: each pruner's trade-off curve",
+    )
     args = parser.parse_args(argv)
     if args.orders < 1:
         parser.error(f"--orders must be >= 1, but got {args.orders}.")
@@ -222,6 +231,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     variants = _variants(epochs)
     tuning_rows: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    curve_rows: list[dict[str, Any]] = []
     for name in args.pruners:
         started = time.perf_counter()
         tried = [
@@ -249,10 +259,33 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "seconds": time.perf_counter() - started,
             }
         )
+        if args.every_variant:
+            held_cache = caches["held-out"] if name == "lcpfn" else None
+            curve_rows += [
+                {"pruner": name, "variant": row["variant"]}
+                | score(row["make"], halves["held-out"], held_cache, args.orders)
+                for row in tried
+            ]
     _print_tables(tuning_rows, rows, args, halves)
+    if curve_rows:
+        print()
+        print_table(
+            "every variant on the held-out half, nothing chosen (each pruner's trade-off "
+            "between epochs saved and regret; compare pruners at equal regret)",
+            _VARIANT_COLUMNS,
+            curve_rows,
+        )
     for row in tuning_rows:
         row.pop("make")
     return rows
+
+
+_VARIANT_COLUMNS = [
+    Column("pruner", "pruner", "<20"),
+    Column("variant", "variant", "<16"),
+    Column("saved", lambda row: f"{row['saved']:.2f}x", ">7"),
+    Column("regret pp", "regret_pp", ">10.2f"),
+]
 
 
 def _print_tables(
@@ -268,12 +301,7 @@ def _print_tables(
 
     print_table(
         f"early-stopping variants on the {describe('tuning')}, {args.orders} orders",
-        [
-            Column("pruner", "pruner", "<20"),
-            Column("variant", "variant", "<16"),
-            Column("saved", lambda row: f"{row['saved']:.2f}x", ">7"),
-            Column("regret pp", "regret_pp", ">10.2f"),
-        ],
+        _VARIANT_COLUMNS,
         tuning_rows,
     )
     print()

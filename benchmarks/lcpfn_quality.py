@@ -28,7 +28,8 @@ ratio column is each method's time per curve over LC-PFN's.
 Real curves (``--real``): the held-out half of the recorded corpus
 (``benchmarks/data/real_curves.json.gz``, ``benchmarks/record_corpus.py``) is cut after
 10%, 25%, 50% and 75% of its epochs and the value of its last epoch is predicted by
-each ``--weights`` network (default: the shipped one), ``last`` and ``pow3`` (their
+each ``--weights`` network (default: the shipped one; one with a spread calibration
+in its card also as trained, without it), ``last`` and ``pow3`` (their
 Gaussian sigma calibrated on the corpus's tuning half, never on the held-out one).
 Besides LL, MSE and coverage: ``bias`` (mean predicted minus true), ``width`` (mean
 width of the 90% interval) and ``spearman``, the rank correlation of the predicted with
@@ -37,6 +38,7 @@ predicted mean; ``sp.median`` of the predicted median, the same for last and pow
 
     python benchmarks/lcpfn_quality.py [--curves 10000] [--mcmc-curves 40]
     python benchmarks/lcpfn_quality.py --real [--corpus PATH] [--weights A.safetensors ...]
+        [--every-cut]
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--real", action="store_true", help="score the real-curve corpus")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="with --real")
+    parser.add_argument(
+        "--every-cut", action="store_true", help="with --real: cut after every epoch, not 4"
+    )
     parser.add_argument(
         "--weights", nargs="+", default=["shipped"], help="LC-PFNs to score with --real"
     )
@@ -245,20 +250,28 @@ def real_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     curves, epochs = held_out.curves, held_out.epochs
     truth = curves[:, -1].astype(np.float64)
     rows: list[dict[str, Any]] = []
-    for cutoff in real_cutoffs(epochs):
+    cutoffs = range(1, epochs) if args.every_cut else real_cutoffs(epochs)
+    for cutoff in cutoffs:
         for weights in args.weights:
             model = load_lcpfn(None if weights == "shipped" else weights)
-            started = time.perf_counter()
-            (scores,) = score_at_cutoffs(model, curves, [cutoff])
-            seconds = time.perf_counter() - started
-            rows.append(
-                {
-                    "method": "lcpfn" if weights == "shipped" else f"lcpfn {Path(weights).stem}",
-                    **scores.as_dict(),
-                    "ll": scores.log_likelihood,
-                    "s_per_curve": seconds / len(curves),
-                }
-            )
+            name = "lcpfn" if weights == "shipped" else f"lcpfn {Path(weights).stem}"
+            # A calibrated network is scored as trained too: what its calibration changed.
+            variants = [(name, model.calibration)]
+            if model.calibration is not None:
+                variants.append((f"{name} as trained", None))
+            for label, calibration in variants:
+                model.calibration = calibration
+                started = time.perf_counter()
+                (scores,) = score_at_cutoffs(model, curves, [cutoff])
+                seconds = time.perf_counter() - started
+                rows.append(
+                    {
+                        "method": label,
+                        **scores.as_dict(),
+                        "ll": scores.log_likelihood,
+                        "s_per_curve": seconds / len(curves),
+                    }
+                )
         for name, predict in (("last", last_value), ("pow3", lambda p: pow3_fit(p, epochs))):
             row = _gaussian_rows(name, predict, curves, tuning, cutoff)
             mean = predict(curves[:, :cutoff])
@@ -295,6 +308,9 @@ def prior_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         args.calibration, length=LENGTH, generator=np.random.default_rng([99, 3])
     )
     model = load_lcpfn()
+    # On its own prior the network is scored as trained: the card's spread calibration
+    # is fitted for the platform's curves (the card scores prior curves with it too).
+    model.calibration = None
     truth = curves[:, -1].astype(np.float64)
     rows: list[dict[str, Any]] = []
     for cutoff in CUTOFFS:

@@ -138,6 +138,19 @@ def test_lcpfn_quality_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "x lcpfn" in capsys.readouterr().out
 
 
+def test_lcpfn_quality_on_real_curves_scores_the_calibrated_network_and_as_trained() -> None:
+    rows = _load("lcpfn_quality").main(["--real", "--threads", "1"])
+
+    methods = ["lcpfn", "lcpfn as trained", "last", "pow3"]
+    assert [row["method"] for row in rows] == methods * 4
+    by_cut = [rows[i : i + len(methods)] for i in range(0, len(rows), len(methods))]
+    assert [cut[0]["cutoff"] for cut in by_cut] == [2, 5, 10, 15]
+    calibrated, trained = by_cut[-1][0], by_cut[-1][1]
+    # The calibration narrows late intervals and leaves the median's ranking alone.
+    assert calibrated["width90"] < trained["width90"]
+    assert calibrated["spearman_median"] == pytest.approx(trained["spearman_median"], abs=1e-3)
+
+
 def test_pow3_fit_recovers_a_power_law() -> None:
     import numpy as np
 
