@@ -144,11 +144,15 @@ class CachedPredictions:
         )
 
 
-def replay(pruner: Any, curves: np.ndarray, order: Sequence[int]) -> tuple[int, float]:
+def replay(
+    pruner: Any, curves: np.ndarray, order: Sequence[int], name: str = "replay"
+) -> tuple[int, float]:
     """Epochs trained and best final accuracy among finished trials, for one order."""
     import optuna
 
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # A fixed name: hyperband puts a trial in the bracket a hash of the study's name and
+    # the trial's number picks, so a generated name made its figures vary from run to run.
+    study = optuna.create_study(study_name=name, direction="maximize", pruner=pruner)
     spent, best = 0, float("-inf")
     for index in order:
         curve = [float(v) for v in curves[index]]
@@ -181,7 +185,7 @@ def score(
             if caches is not None:
                 pruner.stopper.predictor = caches[family]
             permutation = np.random.default_rng([order, 11]).permutation(len(curves))
-            spent, best = replay(pruner, curves, permutation.tolist())
+            spent, best = replay(pruner, curves, permutation.tolist(), f"{family}-{order}")
             spent_per_order[order] += spent
             regrets.append(100.0 * (float(curves[:, -1].max()) - best))
     full = sum(curves.size for curves in studies.values())

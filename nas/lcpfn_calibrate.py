@@ -49,11 +49,16 @@ def calibrate(config: LCPFNCalibrateConfig, args: Any) -> int:
     weights = Path(config.weights)
     card = read_card(weights)
     corpus_path = _tuned_corpus(card, weights)
-    model = load_lcpfn(weights)
-    model.calibration = None  # scored as trained first; a calibration is fitted anew
+    # As trained: scored so first, and a calibration already in the card is replaced.
+    model = load_lcpfn(weights, calibrated=False)
     parts = []
     for fold, other in ((0, 1), (1, 0)):
         network = _fold_network(Path(getattr(config, f"fold{fold}")), fold, card, corpus_path)
+        if not torch.equal(network.distribution.borders, model.distribution.borders):
+            raise ConfigError(
+                f"fold{fold}={getattr(config, f'fold{fold}')} has other bucket borders than "
+                f"{weights}: fine-tune both from the same init."
+            )
         judged = load_curve_corpus(corpus_path, "tuning", fold=other)
         print(f"fold {fold}'s network predicts fold {other}'s {len(judged)} curves from every cut")
         parts.append(predictions_at_every_cut(network, judged.curves))
@@ -138,9 +143,7 @@ def _fold_network(path: Path, fold: int, card: dict[str, Any], corpus_path: str)
             f"fold{fold}={path} was trained with other {', '.join(differing)} than the "
             f"weights; {remedy}."
         )
-    network = load_lcpfn(path)
-    network.calibration = None
-    return network
+    return load_lcpfn(path, calibrated=False)
 
 
 def _recipe_differences(card: dict[str, Any], fold_card: dict[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from evaluators.lcpfn import LCPFN, LCPFNConfig, load_lcpfn
 from nas.cli import main
@@ -80,6 +80,13 @@ def test_calibrate_fits_on_the_fold_networks_and_rewrites_the_card(
     assert main([*swapped, "fold1=m0.safetensors"]) == 2
     assert "fold0=m1.safetensors was not fine-tuned on fold 0" in capsys.readouterr().err
     assert "calibration" not in json.loads(Path("m.json").read_text())  # card untouched
+
+    tensors = load_file("m1.safetensors")
+    tensors["distribution.borders"] = tensors["distribution.borders"] * 0.5
+    save_file(tensors, "moved.safetensors")
+    Path("moved.json").write_text(Path("m1.json").read_text())
+    assert main([*swapped[:3], "fold0=m0.safetensors", "fold1=moved.safetensors"]) == 2
+    assert "fold1=moved.safetensors has other bucket borders" in capsys.readouterr().err
 
     args = [
         "lcpfn",

@@ -5,12 +5,15 @@ Fitted Networks", NeurIPS 2023. ``sample_curves`` draws training curves from the
 paper's prior; ``BarDistribution`` is the network's output distribution over the
 value of a later epoch, with borders from ``fit_borders``. ``LCPFN`` is the network,
 trained on the prior by ``train_lcpfn``; ``CurvePredictor`` extrapolates partial
-curves with it in the metric's own units (``CurveScale``).
+curves with it in the metric's own units (``CurveScale``). ``SpreadCalibration`` maps a
+fine-tuned network's predictive CDF so that its intervals hold on curves it was not
+trained on (``fit_spread_calibration``).
 """
 
 from __future__ import annotations
 
 from evaluators.lcpfn.bar_distribution import BarDistribution, fit_borders
+from evaluators.lcpfn.calibration import SpreadCalibration, fit_spread_calibration
 from evaluators.lcpfn.model import LCPFN, LCPFNConfig
 from evaluators.lcpfn.predict import CurvePredictor, CurveScale, Prediction
 from evaluators.lcpfn.pretrained import load_lcpfn, pretrained_path
@@ -25,7 +28,9 @@ __all__ = [
     "LCPFNConfig",
     "LCPFNTrainSettings",
     "Prediction",
+    "SpreadCalibration",
     "fit_borders",
+    "fit_spread_calibration",
     "ilog2",
     "janoschek",
     "lcpfn_learning_rate",

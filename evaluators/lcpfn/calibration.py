@@ -21,21 +21,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.core.errors import ConfigError
+from nas.core.errors import ConfigError, NasError
+from nas.core.validation import check_number
 
 # Where log k may bend, as shares of the run observed; five knots fit the out-of-fold
 # curves as well as one per epoch of 20 did, with a quarter of the parameters.
 DEFAULT_KNOTS = (0.05, 0.25, 0.5, 0.75, 0.95)
 # A stretch beyond 10x either way is no calibration but a broken network or card.
-_MAX_LOG_STRETCH = math.log(10.0)
-# CDF values are kept this far from 0 and 1 so that their probit stays finite.
-_EDGE = 1e-12
+MAX_LOG_STRETCH = math.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class SpreadCalibration:
 
     Attributes:
         shares: Knots in (0, 1], increasing: observed epochs / predicted epoch.
-        log_stretch: ``log k`` at each knot; 0 everywhere is the identity.
+        log_stretch: ``log k`` at each knot, within +-log(10); 0 everywhere is the identity.
     """
 
     shares: tuple[float, ...]
@@ -56,17 +54,12 @@ class SpreadCalibration:
                 "A spread calibration needs as many log_stretch values as shares, and at "
                 f"least one; got {len(self.shares)} shares and {len(self.log_stretch)} values."
             )
-        if not all(_is_number(s) and 0.0 < s <= 1.0 for s in self.shares) or any(
-            a >= b for a, b in zip(self.shares, self.shares[1:], strict=False)
-        ):
-            raise ConfigError(
-                f"Calibration shares must increase within (0, 1], but got {list(self.shares)}."
-            )
-        if not all(_is_number(v) and abs(v) <= _MAX_LOG_STRETCH for v in self.log_stretch):
-            raise ConfigError(
-                f"Calibration log_stretch values must be numbers within +-log(10), but got "
-                f"{list(self.log_stretch)}."
-            )
+        for index, (share, value) in enumerate(zip(self.shares, self.log_stretch, strict=True)):
+            check_number(f"calibration.shares[{index}]", share, low=0.0, low_open=True, high=1.0)
+            bound = MAX_LOG_STRETCH
+            check_number(f"calibration.log_stretch[{index}]", value, low=-bound, high=bound)
+        if any(a >= b for a, b in zip(self.shares, self.shares[1:], strict=False)):
+            raise ConfigError(f"Calibration shares must increase, but got {list(self.shares)}.")
 
     def stretch(self, share: torch.Tensor) -> torch.Tensor:
         """``k`` at each observed share (any shape), in float64."""
@@ -88,7 +81,7 @@ class SpreadCalibration:
             raise ConfigError(f"{where}: 'calibration' must be an object; rewrite the card.")
         lists = {key: raw.get(key) for key in ("shares", "log_stretch")}
         for key, value in lists.items():
-            if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            if not isinstance(value, list):
                 raise ConfigError(f"{where}: calibration.{key} must be a list of numbers.")
         try:
             return cls(tuple(lists["shares"]), tuple(lists["log_stretch"]))  # type: ignore[arg-type]
@@ -98,12 +91,9 @@ class SpreadCalibration:
 
 def stretch_logits(logits: torch.Tensor, stretch: torch.Tensor) -> torch.Tensor:
     """Log bucket masses after ``R(p) = Phi(k Phi^-1(p))`` with ``k = stretch`` (...)."""
-    cdf = torch.softmax(logits.to(torch.float64), dim=-1).cumsum(dim=-1)[..., :-1]
-    probit = torch.special.ndtri(cdf.clamp(_EDGE, 1.0 - _EDGE))
-    mapped = torch.special.ndtr(probit * stretch.to(probit.device).unsqueeze(-1))
-    edges = F.pad(F.pad(mapped, (1, 0), value=0.0), (0, 1), value=1.0)
-    masses = torch.diff(edges, dim=-1).clamp_min(torch.finfo(torch.float64).tiny)
-    return masses.log().to(logits.dtype)
+    below, above = _masses_beside_borders(torch.softmax(logits.to(torch.float64), dim=-1))
+    k = stretch.to(below.device, torch.float64).unsqueeze(-1)
+    return _masses(*_mapped_edges(below, above, k)).log().to(logits.dtype)
 
 
 def fit_spread_calibration(
@@ -121,35 +111,35 @@ def fit_spread_calibration(
         shares: Observed share of the run of each prediction, (n,).
         borders: The network's bucket borders, (K + 1,).
         knots: Where ``log k`` may bend.
+
+    Raises:
+        NasError: The optimiser did not converge (e.g. a value that is not finite).
     """
     from scipy.optimize import minimize
 
+    SpreadCalibration(tuple(knots), (0.0,) * len(knots))  # checks the knots
     if not logits.shape[0] == finals.shape[0] == shares.shape[0] > 0:
         raise ValueError("logits, finals and shares need one row per prediction, and some.")
-    borders = borders.to(torch.float64)
-    index = (torch.searchsorted(borders, finals.to(torch.float64), right=True) - 1).clamp(
-        0, borders.numel() - 2
-    )
-    cdf = torch.softmax(logits.to(torch.float64), dim=-1).cumsum(dim=-1)
-    upper = cdf.gather(-1, index[:, None])[:, 0]
-    lower = torch.where(index > 0, cdf.gather(-1, (index - 1).clamp_min(0)[:, None])[:, 0], 0.0)
+    f64 = torch.float64  # on the CPU, whatever device the predictions were made on
+    logits, finals, shares, borders = (t.to("cpu", f64) for t in (logits, finals, shares, borders))
+    index = (torch.searchsorted(borders, finals, right=True) - 1).clamp(0, borders.numel() - 2)
+    below, above = _masses_beside_borders(torch.softmax(logits, dim=-1))  # (n, K + 1) each
     # Only the bucket of each final value enters its likelihood: the mass R gives it.
-    low_z, high_z = (torch.special.ndtri(c.clamp(_EDGE, 1.0 - _EDGE)) for c in (lower, upper))
+    edges = torch.stack([index, index + 1], dim=-1)  # (n, 2)
+    edge_below, edge_above = below.gather(-1, edges), above.gather(-1, edges)
     log_width = (borders[index + 1] - borders[index]).log()
-    knot_tensor = torch.tensor(tuple(knots), dtype=torch.float64)
-    share64 = shares.to(torch.float64)
+    knot_tensor = torch.tensor(tuple(knots), dtype=f64)
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        values = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        k = torch.exp(_interpolate(share64, knot_tensor, values))
-        mass = torch.special.ndtr(high_z * k) - torch.special.ndtr(low_z * k)
-        mass = mass.clamp_min(torch.finfo(torch.float64).tiny)
+        values = torch.tensor(theta, dtype=f64, requires_grad=True)
+        k = torch.exp(_interpolate(shares, knot_tensor, values)).unsqueeze(-1)
+        mass = _masses(*_mapped_edges(edge_below, edge_above, k))[..., 0]
         loss = -(mass.log() - log_width).mean()
         loss.backward()
         assert values.grad is not None
         return float(loss.detach()), values.grad.numpy()
 
-    bound = _MAX_LOG_STRETCH
+    bound = MAX_LOG_STRETCH
     result = minimize(
         loss_and_grad,
         np.zeros(len(knots)),
@@ -157,7 +147,42 @@ def fit_spread_calibration(
         method="L-BFGS-B",
         bounds=[(-bound, bound)] * len(knots),
     )
+    if not result.success:
+        raise NasError(f"The spread calibration did not converge: {result.message}.")
     return SpreadCalibration(tuple(float(s) for s in knots), tuple(float(v) for v in result.x))
+
+
+def _masses_beside_borders(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mass below and above each of the K + 1 borders of bucket masses ``probs`` (..., K),
+    each summed from its own end so that neither is 1 minus the other."""
+    below = F.pad(probs.cumsum(dim=-1), (1, 0))
+    above = F.pad(probs.flip(-1).cumsum(dim=-1).flip(-1), (0, 1))
+    return below, above
+
+
+def _mapped_edges(
+    below: torch.Tensor, above: torch.Tensor, k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(R(F), 1 - R(F))`` at edges with mass ``below`` and ``above`` them.
+
+    The probit comes from the smaller of the two masses, so that rounding of a CDF near
+    1 does not invent a tail; edges with no mass on one side map exactly to 0 or 1.
+    """
+    lower_half = below <= above
+    z = torch.where(lower_half, torch.special.ndtri(below), -torch.special.ndtri(above))
+    inside = (below > 0) & (above > 0)
+    z = torch.where(inside, z, torch.zeros_like(z))  # no infinite z: its gradient is NaN
+    cdf = torch.where(inside, torch.special.ndtr(k * z), (below > 0).to(z.dtype))
+    survival = torch.where(inside, torch.special.ndtr(-k * z), (above > 0).to(z.dtype))
+    return cdf, survival
+
+
+def _masses(cdf: torch.Tensor, survival: torch.Tensor) -> torch.Tensor:
+    """Masses between consecutive mapped edges, each from the side that keeps it exact."""
+    from_cdf = cdf[..., 1:] - cdf[..., :-1]
+    from_survival = survival[..., :-1] - survival[..., 1:]
+    mass = torch.where(cdf[..., 1:] <= 0.5, from_cdf, from_survival)
+    return mass.clamp_min(torch.finfo(mass.dtype).tiny)
 
 
 def _interpolate(x: torch.Tensor, knots: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -168,7 +193,3 @@ def _interpolate(x: torch.Tensor, knots: torch.Tensor, values: torch.Tensor) -> 
     left = (torch.searchsorted(knots, x.contiguous(), right=True) - 1).clamp(0, knots.numel() - 2)
     weight = (x - knots[left]) / (knots[left + 1] - knots[left])
     return values[left] * (1.0 - weight) + values[left + 1] * weight
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

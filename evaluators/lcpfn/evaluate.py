@@ -82,24 +82,13 @@ def score_at_cutoffs(
     """Score ``model`` on ``curves`` (shape (n, epochs), epochs <= model.config.length)
     at each cutoff: the value of the last epoch is predicted from the first ``cutoff``;
     curves shorter than the network are whole runs, stretched over its grid."""
-    length = model.config.length
-    if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
-        raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
-    target = curves.shape[1]
-    scale = run_grid_scale(target, length)  # a shorter run is stretched over the grid
-    model.eval()
+    target = _check_curves(model, curves)
     device = model.head.weight.device
     final = torch.from_numpy(np.ascontiguousarray(curves[:, -1])).to(device)  # (n,)
     results = []
     for cutoff in cutoffs:
         check_number("cutoff", cutoff, integer=True, low=1, high=target - 1)
-        prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cutoff])).to(device)
-        logits = torch.cat(
-            [
-                model.predict(part, [target], epoch_scale=scale)[:, 0]  # (chunk, buckets)
-                for part in prefix.split(_CHUNK)
-            ]
-        )  # (n, buckets)
+        logits = _final_logits(model, curves, cutoff)  # (n, buckets)
         dist = model.distribution
         low, high = dist.quantile(logits, 0.05), dist.quantile(logits, 0.95)
         mean, median = dist.mean(logits), dist.quantile(logits, 0.5)
@@ -126,25 +115,36 @@ def predictions_at_every_cut(
     """The prediction of each curve's last epoch from each of its first 1 .. E-1 epochs.
 
     What a spread calibration is fitted on (``fit_spread_calibration``), so ``model``
-    should not have seen ``curves``. Returns ``(logits, finals, shares)`` with one row
+    should not have seen ``curves`` and should be as trained (``load_lcpfn(path,
+    calibrated=False)``). Returns ``(logits, finals, shares)`` with one row
     per curve and cut: logits (n (E-1), buckets) as ``model`` gives them, the true last
     values (n (E-1),) and the observed shares cut / E (n (E-1),).
     """
-    length = model.config.length
-    if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
-        raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
-    target = curves.shape[1]
-    scale = run_grid_scale(target, length)
-    device = model.head.weight.device
+    target = _check_curves(model, curves)
     final = torch.from_numpy(np.ascontiguousarray(curves[:, -1])).to(torch.float64)
     logits, finals, shares = [], [], []
     for cut in range(1, target):
-        prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cut])).to(device)
-        logits.append(
-            torch.cat(
-                [model.predict(p, [target], epoch_scale=scale)[:, 0] for p in prefix.split(_CHUNK)]
-            )
-        )
+        logits.append(_final_logits(model, curves, cut).cpu())
         finals.append(final)
         shares.append(torch.full_like(final, cut / target))
-    return torch.cat(logits).cpu(), torch.cat(finals), torch.cat(shares)
+    return torch.cat(logits), torch.cat(finals), torch.cat(shares)
+
+
+def _check_curves(model: LCPFN, curves: np.ndarray) -> int:
+    """The curves' length (the epoch predicted), checked; puts ``model`` in eval mode."""
+    length = model.config.length
+    if curves.ndim != 2 or not 2 <= curves.shape[1] <= length:
+        raise ValueError(f"curves must have shape (n, 2..{length}), not {curves.shape}.")
+    model.eval()
+    return int(curves.shape[1])
+
+
+def _final_logits(model: LCPFN, curves: np.ndarray, cut: int) -> torch.Tensor:
+    """Logits (n, buckets) of each curve's last epoch from its first ``cut`` epochs; a
+    run shorter than the network is stretched over its grid."""
+    target = curves.shape[1]
+    scale = run_grid_scale(target, model.config.length)
+    prefix = torch.from_numpy(np.ascontiguousarray(curves[:, :cut])).to(model.head.weight.device)
+    return torch.cat(
+        [model.predict(part, [target], epoch_scale=scale)[:, 0] for part in prefix.split(_CHUNK)]
+    )

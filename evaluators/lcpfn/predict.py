@@ -126,7 +126,8 @@ class Prediction:
     them, and are numpy float64 arrays in the metric's own units.
 
     Attributes:
-        logits: Raw network output, shape (B, Q, buckets), over the unit range.
+        logits: Network output, shape (B, Q, buckets), over the unit range (log bucket
+            masses when the network has a spread calibration).
         distribution: The bar distribution that reads ``logits``.
         scale: The metric's map to and from the unit range.
         epochs: The queried epochs, shape (Q,), counted from 1.

@@ -58,9 +58,10 @@ def _network_config(card: dict[str, Any], where: Path) -> LCPFNConfig:
     return LCPFNConfig(**raw)  # checks ranges itself
 
 
-def load_lcpfn(weights: Path | str | None = None) -> LCPFN:
+def load_lcpfn(weights: Path | str | None = None, *, calibrated: bool = True) -> LCPFN:
     """The network stored at ``weights`` (default: the shipped one), in eval mode on CPU,
-    with the spread calibration its card holds, if any."""
+    with the spread calibration its card holds, if any and ``calibrated`` (False: as
+    trained, the card's calibration not even read)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -84,7 +85,7 @@ def load_lcpfn(weights: Path | str | None = None) -> LCPFN:
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise ConfigError(f"LC-PFN weights {path} do not fit their card: {detail}.") from None
-    if card.get("calibration") is not None:
+    if calibrated and card.get("calibration") is not None:
         where = f"LC-PFN card {path.with_suffix('.json')}"
         model.calibration = SpreadCalibration.from_card(card["calibration"], where)
     return model.eval()

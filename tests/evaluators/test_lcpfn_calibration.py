@@ -64,6 +64,19 @@ def test_fitting_recovers_a_known_overdispersion_per_share() -> None:
         assert 0.87 <= _coverage(calibrated[part], finals[part]) <= 0.93
 
 
+def test_a_strong_widening_widens_the_normal_without_piling_mass_at_the_ends() -> None:
+    # Clamping a CDF that rounds to 0 or 1 used to pile mass into the end buckets.
+    logits = _normal_logits(torch.tensor([0.6]), 0.01)
+    width = DIST.quantile(logits, 0.95) - DIST.quantile(logits, 0.05)
+    for k in (0.1, 0.3):
+        calibrated = stretch_logits(logits, torch.tensor([k]))
+        probs = torch.softmax(calibrated, -1)[0]
+        assert float(probs[0]) < 1e-8 and float(probs[-1]) < 1e-8
+        assert float(DIST.mean(calibrated)) == pytest.approx(0.6, abs=1e-4)
+        new_width = DIST.quantile(calibrated, 0.95) - DIST.quantile(calibrated, 0.05)
+        assert float(new_width) == pytest.approx(float(width) / k, rel=0.03)
+
+
 def test_the_stretch_is_linear_between_knots_and_flat_beyond() -> None:
     calibration = SpreadCalibration((0.25, 0.75), (0.0, math.log(3.0)))
     stretch = calibration.stretch(torch.tensor([0.1, 0.25, 0.5, 0.75, 1.0]))
@@ -84,6 +97,15 @@ def test_predictions_are_calibrated_by_each_curve_s_observed_share() -> None:
     assert torch.allclose(calibrated[0], torch.log_softmax(raw[0], -1), atol=1e-5)
     expected = stretch_logits(raw[1], torch.tensor([2.0]))
     assert torch.allclose(calibrated[1], expected, atol=1e-5)
+    # Queries per curve, shape (B, Q): 2 of 4 epochs observed, 2 of 10, 8 of 16, 8 of 10.
+    per_curve = model.predict(curves, torch.tensor([[4, 10], [16, 10]]))
+    model.calibration = None
+    raw = model.predict(curves, torch.tensor([[4, 10], [16, 10]]))
+    k = model_stretch = SpreadCalibration((0.2, 0.8), (0.0, math.log(2.0))).stretch(
+        torch.tensor([[0.5, 0.2], [0.5, 0.8]])
+    )
+    assert torch.allclose(per_curve, stretch_logits(raw, k), atol=1e-5)
+    assert model_stretch[:, 1].tolist() == pytest.approx([1.0, 2.0])
 
 
 @pytest.mark.parametrize(
@@ -91,10 +113,12 @@ def test_predictions_are_calibrated_by_each_curve_s_observed_share() -> None:
     [
         ((), (), "at least one"),
         ((0.1, 0.5), (0.0,), "as many log_stretch values as shares"),
-        ((0.5, 0.5), (0.0, 0.0), "must increase within"),
-        ((0.0, 0.5), (0.0, 0.0), "must increase within"),
-        ((0.5,), (float("nan"),), "numbers within"),
-        ((0.5,), (3.0,), "numbers within"),
+        ((0.5, 0.5), (0.0, 0.0), "shares must increase"),
+        ((0.0, 0.5), (0.0, 0.0), r"calibration.shares\[0\] must be a number > 0 and <= 1"),
+        ((0.5,), (float("nan"),), r"calibration.log_stretch\[0\] must be a number"),
+        ((0.5,), (3.0,), r"calibration.log_stretch\[0\] must be a number >= -2.30259"),
+        ((0.5,), (10**400,), r"calibration.log_stretch\[0\] must be a number"),
+        ((0.5,), ("eval",), r"calibration.log_stretch\[0\] must be a number"),
     ],
 )
 def test_bad_calibrations_are_refused(
