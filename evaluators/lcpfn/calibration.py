@@ -169,12 +169,13 @@ def _mapped_edges(
     1 does not invent a tail; edges with no mass on one side map exactly to 0 or 1.
     """
     lower_half = below <= above
-    z = torch.where(lower_half, torch.special.ndtri(below), -torch.special.ndtri(above))
-    inside = (below > 0) & (above > 0)
-    z = torch.where(inside, z, torch.zeros_like(z))  # no infinite z: its gradient is NaN
-    cdf = torch.where(inside, torch.special.ndtr(k * z), (below > 0).to(z.dtype))
-    survival = torch.where(inside, torch.special.ndtr(-k * z), (above > 0).to(z.dtype))
-    return cdf, survival
+    smaller = torch.minimum(below, above)  # the tail beyond the edge on its near side
+    inside = smaller > 0
+    # A finite probit everywhere (an infinite one has a NaN gradient); edges with no mass
+    # beyond them keep none.
+    z = torch.special.ndtri(torch.where(inside, smaller, 0.5))
+    tail = torch.where(inside, torch.special.ndtr(k * z), 0.0)
+    return torch.where(lower_half, tail, 1.0 - tail), torch.where(lower_half, 1.0 - tail, tail)
 
 
 def _masses(cdf: torch.Tensor, survival: torch.Tensor) -> torch.Tensor:
