@@ -29,6 +29,10 @@ METHOD = (
     "log k linear in the observed share between the knots, fitted by maximum likelihood on "
     "out-of-fold predictions of the corpus's tuning half from every cut"
 )
+USAGE_HINT = (
+    "nas lcpfn calibrate weights=W fold0=A fold1=B, where A and B are W's fine-tune "
+    "command run again with corpus_fold=0 and corpus_fold=1."
+)
 # Settings that change how a fold network is trained, not where it is saved.
 _NOT_RECIPE = ("checkpoint_every",)
 
@@ -51,15 +55,12 @@ def calibrate(config: LCPFNCalibrateConfig, args: Any) -> int:
     corpus_path = _tuned_corpus(card, weights)
     # As trained: scored so first, and a calibration already in the card is replaced.
     model = load_lcpfn(weights, calibrated=False)
+    folds = [load_curve_corpus(corpus_path, "tuning", fold=fold) for fold in (0, 1)]
     parts = []
     for fold, other in ((0, 1), (1, 0)):
-        network = _fold_network(Path(getattr(config, f"fold{fold}")), fold, card, corpus_path)
-        if not torch.equal(network.distribution.borders, model.distribution.borders):
-            raise ConfigError(
-                f"fold{fold}={getattr(config, f'fold{fold}')} has other bucket borders than "
-                f"{weights}: fine-tune both from the same init."
-            )
-        judged = load_curve_corpus(corpus_path, "tuning", fold=other)
+        path = Path(getattr(config, f"fold{fold}"))
+        network = _fold_network(path, fold, card, folds[fold].digest, model)
+        judged = folds[other]
         print(f"fold {fold}'s network predicts fold {other}'s {len(judged)} curves from every cut")
         parts.append(predictions_at_every_cut(network, judged.curves))
     logits, finals, shares = (torch.cat(tensors) for tensors in zip(*parts, strict=True))
@@ -91,12 +92,6 @@ def calibrate(config: LCPFNCalibrateConfig, args: Any) -> int:
     return 0
 
 
-USAGE_HINT = (
-    "nas lcpfn calibrate weights=W fold0=A fold1=B, where A and B are W's fine-tune "
-    "command run again with corpus_fold=0 and corpus_fold=1."
-)
-
-
 def _tuned_corpus(card: dict[str, Any], weights: Path) -> str:
     """The corpus ``weights`` was fine-tuned on, checked unchanged since."""
     from evaluators.lcpfn.corpus import load_curve_corpus
@@ -121,21 +116,24 @@ def _tuned_corpus(card: dict[str, Any], weights: Path) -> str:
     return path
 
 
-def _fold_network(path: Path, fold: int, card: dict[str, Any], corpus_path: str) -> Any:
-    """The network of ``fold{fold}=path``, checked to be the fine-tune of ``card`` on
-    that fold alone; uncalibrated."""
+def _fold_network(
+    path: Path, fold: int, card: dict[str, Any], fold_digest: str, weights: Any
+) -> Any:
+    """The network of ``fold{fold}=path``, checked to be the fine-tune of ``card`` (whose
+    network is ``weights``) on that fold alone, whose curves have ``fold_digest``;
+    uncalibrated."""
+    import torch
+
     from evaluators.lcpfn import load_lcpfn
-    from evaluators.lcpfn.corpus import load_curve_corpus
     from evaluators.lcpfn.pretrained import read_card
 
     fold_card = read_card(path)
     remedy = f"run the command that trained the weights again with corpus_fold={fold}"
     corpus = fold_card.get("corpus")
-    expected = load_curve_corpus(corpus_path, "tuning", fold=fold).digest
-    if not isinstance(corpus, dict) or corpus.get("digest") != expected:
+    if not isinstance(corpus, dict) or corpus.get("digest") != fold_digest:
         raise ConfigError(
             f"fold{fold}={path} was not fine-tuned on fold {fold} of the tuning half of "
-            f"{corpus_path}; {remedy}."
+            f"{card['corpus']['path']}; {remedy}."
         )
     differing = _recipe_differences(card, fold_card)
     if differing:
@@ -143,7 +141,13 @@ def _fold_network(path: Path, fold: int, card: dict[str, Any], corpus_path: str)
             f"fold{fold}={path} was trained with other {', '.join(differing)} than the "
             f"weights; {remedy}."
         )
-    return load_lcpfn(path, calibrated=False)
+    network = load_lcpfn(path, calibrated=False)
+    if not torch.equal(network.distribution.borders, weights.distribution.borders):
+        raise ConfigError(
+            f"fold{fold}={path} has other bucket borders than the weights: fine-tune both "
+            "from the same init."
+        )
+    return network
 
 
 def _recipe_differences(card: dict[str, Any], fold_card: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from nas.config import compose
 from nas.core.errors import ConfigError, unknown_choice
+from nas.core.files import atomic_write
 
 # The paper's network, and one small enough to train on a laptop CPU in minutes.
 SIZES = {
@@ -101,9 +102,8 @@ def held_out_scores(model: Any, length: int) -> dict[str, Any]:
 
 def write_card(path: Path, card: dict[str, Any]) -> None:
     """Write a network's JSON card whole or not at all (an interrupt keeps the old one)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    partial.replace(path)
+    text = json.dumps(card, indent=2) + "\n"
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def real_cutoffs(epochs: int) -> list[int]:
